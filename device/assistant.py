@@ -1,0 +1,282 @@
+"""The assistant's tasks: notify, catch_up, draft_replies, polish. Engine-agnostic: it talks to `Engine` only.
+
+Long threads never get truncated silently: when the transcript does not fit the context, it is summarized in
+chunks that do fit, and the partial summaries are merged (recursively if they too are too long).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from device import prompts
+from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, Stopwatch
+from device.inbox import Message, Thread
+
+# Tokens kept free for the model's answer, per task.
+SUMMARY_TOKENS = 128
+NOTIFY_TOKENS = 40
+REPLIES_TOKENS = 160
+POLISH_TOKENS = 80
+REPLY_CONTEXT_MESSAGES = 12  # reply drafts look at the latest messages, not the whole history
+
+
+class AssistantError(Exception):
+    pass
+
+
+@dataclass
+class Result:
+    kind: str
+    text: str
+    model: str
+    ttft_s: float
+    total_s: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    chunks: int = 1
+    replies: list[str] = field(default_factory=list)
+    attempts: int = 1
+
+    def timings(self) -> dict[str, float]:
+        return {"ttft_s": round(self.ttft_s, 3), "total_s": round(self.total_s, 3)}
+
+    def to_json(self) -> dict:
+        out = {"kind": self.kind, "model": self.model, "timings": self.timings(),
+               "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        if self.kind == "replies":
+            out["replies"] = self.replies
+        else:
+            out["text"] = self.text
+        if self.chunks > 1:
+            out["chunks"] = self.chunks
+        return out
+
+
+def clean_line(text: str) -> str:
+    """The model's answer as one displayable line: first non-empty line, no wrapping quotes or labels."""
+    text = text.strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            text = line
+            break
+    text = re.sub(r"^(notification( line)?|summary|reply|message)\s*:\s*", "", text, flags=re.IGNORECASE)
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    return text
+
+
+def clean_text(text: str) -> str:
+    text = text.strip()
+    text = re.sub(r"^(summary|message)\s*:\s*", "", text, flags=re.IGNORECASE)
+    return re.sub(r"\s*\n\s*", " ", text).strip()
+
+
+def normalise(reply: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", reply.lower()).strip()
+
+
+class Assistant:
+    def __init__(self, engine: Engine, temperature: float = 0.2):
+        self.engine = engine
+        self.temperature = temperature
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _prompt(self, messages: list[ChatMessage]) -> str:
+        return self.engine.format_chat(messages)
+
+    def _run(self, messages: list[ChatMessage], params: GenerationParams) -> Generation:
+        return self.engine.generate(self._prompt(messages), params)
+
+    def _budget(self, reserve: int, builder=prompts.summary_messages) -> int:
+        """Tokens available for transcript lines, after the answer and the fixed prompt text of `builder`."""
+        overhead = self.engine.count_tokens(self._prompt(builder(
+            prompts.thread_header("x" * 40, ["x" * 20] * 4), [])))
+        budget = self.engine.n_ctx - reserve - overhead - 16
+        if budget < 64:
+            raise AssistantError(f"context of {self.engine.n_ctx} tokens is too small for this task")
+        return budget
+
+    # -- tasks ----------------------------------------------------------------------------------------
+    def notify(self, message: Message) -> Result:
+        """A one-line notification for a newly arrived message."""
+        params = GenerationParams(max_tokens=NOTIFY_TOKENS, temperature=self.temperature, stop=("\n",))
+        msgs = prompts.notify_messages(self._fit_message(message, NOTIFY_TOKENS))
+        gen = self._run(msgs, params)
+        text = clean_line(gen.text) or f"{message.sender}: {message.text[:80]}"
+        return Result("notify", text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
+                      gen.completion_tokens)
+
+    def catch_up(self, thread: Thread, messages: list[Message] | None = None) -> Result:
+        """A summary of the thread's unread messages (or of `messages`), chunked when it exceeds the context."""
+        todo = messages if messages is not None else thread.unread
+        if not todo:
+            return Result("catch_up", "No unread messages.", self.engine.name, 0.0, 0.0)
+        header = prompts.thread_header(thread.name, thread.participants)
+        lines = [prompts.message_line(m) for m in todo]
+        return self.summarize_lines(header, lines)
+
+    def summarize_lines(self, header: str, lines: list[str]) -> Result:
+        clock = Stopwatch()
+        budget = self._budget(SUMMARY_TOKENS)
+        chunks = self._pack(lines, budget)
+        params = GenerationParams(max_tokens=SUMMARY_TOKENS, temperature=self.temperature)
+        if len(chunks) == 1:
+            gen = self._run(prompts.summary_messages(header, chunks[0]), params)
+            return Result("catch_up", clean_text(gen.text), self.engine.name, gen.ttft_s, gen.total_s,
+                          gen.prompt_tokens, gen.completion_tokens)
+        # Partial summaries are capped at a third of the merge budget, so every merge pass combines at
+        # least two of them and the recursion always converges.
+        merge_budget = self._budget(SUMMARY_TOKENS, prompts.combine_messages)
+        partial_params = GenerationParams(max_tokens=max(16, min(SUMMARY_TOKENS, merge_budget // 3 - 8)),
+                                          temperature=self.temperature)
+        partials: list[str] = []
+        prompt_tokens = completion_tokens = 0
+        for chunk in chunks:
+            gen = self._run(prompts.summary_messages(header, chunk), partial_params)
+            partials.append(clean_text(gen.text))
+            prompt_tokens += gen.prompt_tokens
+            completion_tokens += gen.completion_tokens
+        merged, gen, rounds = self._merge(header, partials, params, partial_params, merge_budget)
+        prompt_tokens += gen.prompt_tokens
+        completion_tokens += gen.completion_tokens
+        total = clock.elapsed
+        # time to first token of the summary the wearer sees: all chunk passes, then the final pass's TTFT
+        ttft = total - gen.total_s + gen.ttft_s
+        return Result("catch_up", merged, self.engine.name, ttft, total, prompt_tokens, completion_tokens,
+                      chunks=len(chunks) + rounds)
+
+    def _merge(self, header: str, partials: list[str], final: GenerationParams, partial: GenerationParams,
+               budget: int) -> tuple[str, Generation, int]:
+        rounds = 0
+        while True:
+            groups = self._pack([f"Part {i}: {p}" for i, p in enumerate(partials, 1)], budget)
+            rounds += len(groups)
+            outs = []
+            for group in groups:
+                texts = [g.split(": ", 1)[1] for g in group]
+                params = final if len(groups) == 1 else partial
+                gen = self._run(prompts.combine_messages(header, texts), params)
+                outs.append(clean_text(gen.text))
+            if len(outs) == 1:
+                return outs[0], gen, rounds
+            if len(outs) >= len(partials):
+                raise AssistantError("partial summaries do not shrink; cannot merge them into one")
+            partials = outs
+
+    def _pack(self, lines: list[str], budget: int) -> list[list[str]]:
+        """Greedy packing of lines into chunks of at most `budget` tokens; over-long lines are split."""
+        chunks: list[list[str]] = [[]]
+        used = 0
+        for line in lines:
+            pieces = self._split_line(line, budget)
+            for piece in pieces:
+                n = self.engine.count_tokens(piece) + 1
+                if chunks[-1] and used + n > budget:
+                    chunks.append([])
+                    used = 0
+                chunks[-1].append(piece)
+                used += n
+        return chunks
+
+    def _split_line(self, line: str, budget: int) -> list[str]:
+        tokens = self.engine.tokenize(line)
+        if len(tokens) + 1 <= budget:
+            return [line]
+        prefix, _, _ = line.partition(": ")
+        step = max(budget - 24, 32)
+        pieces = []
+        for i in range(0, len(tokens), step):
+            text = self.engine.detokenize(tokens[i:i + step])
+            pieces.append(text if i == 0 else f"{prefix}: (continued) {text}")
+        return pieces
+
+    def _fit_message(self, message: Message, reserve: int) -> Message:
+        """A single message too long for the context is shortened for the one-line notification only."""
+        budget = self._budget(reserve)
+        tokens = self.engine.tokenize(message.text)
+        if len(tokens) <= budget:
+            return message
+        text = self.engine.detokenize(tokens[:budget]) + " …"
+        return Message(message.thread, message.sender, text, message.ts)
+
+    def _recent_lines(self, thread: Thread, reserve: int) -> list[str]:
+        """The latest messages that fit the context, newest last."""
+        budget = self._budget(reserve)
+        lines: list[str] = []
+        used = 0
+        for m in reversed(thread.messages[-REPLY_CONTEXT_MESSAGES:]):
+            line = prompts.message_line(m)
+            n = self.engine.count_tokens(line) + 1
+            if used + n > budget:
+                if not lines:  # the newest message alone is too long: keep its tail
+                    lines.append(self._split_line(line, budget)[-1])
+                break
+            lines.append(line)
+            used += n
+        return list(reversed(lines))
+
+    def draft_replies(self, thread: Thread, n: int = 3) -> Result:
+        """Three short, distinct replies (agree / decline / ask) in the wearer's voice, JSON-constrained."""
+        if n != 3:
+            raise AssistantError("draft_replies produces exactly three drafts: agree, decline, ask")
+        clock = Stopwatch()
+        header = prompts.thread_header(thread.name, thread.participants)
+        lines = self._recent_lines(thread, REPLIES_TOKENS)
+        params = GenerationParams(max_tokens=REPLIES_TOKENS, temperature=self.temperature,
+                                  json_schema=prompts.REPLIES_SCHEMA)
+        gen = self._run(prompts.replies_messages(header, lines), params)
+        first = gen
+        prompt_tokens, completion_tokens = gen.prompt_tokens, gen.completion_tokens
+        replies = self._parse_replies(gen.text)
+        attempts = 1
+        # Repair duplicates or blanks slot by slot, hotter each time, so the wearer always gets three choices.
+        for key_index in range(3):
+            tries = 0
+            while not self._slot_ok(replies, key_index) and tries < 4:
+                tries += 1
+                attempts += 1
+                key = prompts.REPLY_KEYS[key_index]
+                others = [r for i, r in enumerate(replies) if i != key_index and r]
+                single = GenerationParams(max_tokens=60, temperature=min(0.5 + 0.3 * tries, 1.4),
+                                          seed=1000 * tries + key_index, stop=("\n",))
+                g = self._run(prompts.single_reply_messages(header, lines, key, others), single)
+                prompt_tokens += g.prompt_tokens
+                completion_tokens += g.completion_tokens
+                replies[key_index] = clean_line(g.text)
+        if not all(self._slot_ok(replies, i) for i in range(3)):
+            raise AssistantError(f"could not draft three distinct replies after {attempts} attempts: {replies}")
+        return Result("replies", " | ".join(replies), self.engine.name, first.ttft_s, clock.elapsed,
+                      prompt_tokens, completion_tokens, replies=replies, attempts=attempts)
+
+    @staticmethod
+    def _parse_replies(text: str) -> list[str]:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            return ["", "", ""]
+        if not isinstance(obj, dict):
+            return ["", "", ""]
+        return [str(obj.get(k, "")).strip() for k in prompts.REPLY_KEYS]
+
+    @staticmethod
+    def _slot_ok(replies: list[str], i: int) -> bool:
+        mine = normalise(replies[i])
+        if not mine:
+            return False
+        return all(normalise(r) != mine for j, r in enumerate(replies) if j < i)
+
+    def polish(self, dictation: str, thread: Thread) -> Result:
+        """Dictated words → a sendable reply for this thread."""
+        if not dictation.strip():
+            raise AssistantError("nothing was dictated")
+        header = prompts.thread_header(thread.name, thread.participants)
+        lines = self._recent_lines(thread, POLISH_TOKENS + self.engine.count_tokens(dictation))
+        params = GenerationParams(max_tokens=POLISH_TOKENS, temperature=self.temperature, stop=("\n",))
+        gen = self._run(prompts.polish_messages(header, lines, dictation), params)
+        text = clean_line(gen.text) or dictation.strip()
+        return Result("polish", text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
+                      gen.completion_tokens)
+

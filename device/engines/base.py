@@ -1,0 +1,106 @@
+"""The one engine interface every runtime implements; the assistant talks only to this."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class EngineError(Exception):
+    """A model that cannot be loaded or run, worded for the person at the terminal."""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass
+class GenerationParams:
+    max_tokens: int = 128
+    temperature: float = 0.2
+    top_p: float = 0.9
+    repeat_penalty: float = 1.1
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    json_schema: dict[str, Any] | None = None  # constrain the output to this JSON schema
+
+
+@dataclass
+class Generation:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_s: float
+    total_s: float
+    finish_reason: str = "stop"
+    cached_prompt_tokens: int = 0  # prompt tokens whose KV state was reused, not recomputed
+
+    def timings(self) -> dict[str, float]:
+        return {"ttft_s": round(self.ttft_s, 4), "total_s": round(self.total_s, 4)}
+
+
+@dataclass
+class TokenStream:
+    """Iterate to receive text pieces as they are decoded; `result` is filled once the stream ends."""
+
+    pieces: Iterator[str]
+    result: Generation | None = None
+    _chunks: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.pieces
+
+
+@dataclass
+class PrefixState:
+    """The KV state after evaluating a prompt prefix, restorable to skip recomputing it."""
+
+    model: str
+    tokens: tuple[int, ...]
+    blob: Any
+    nbytes: int
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str  # the catalog model name
+    n_ctx: int
+
+    def format_chat(self, messages: list[ChatMessage]) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def detokenize(self, tokens: list[int]) -> str: ...
+
+    def stream(self, prompt: str, params: GenerationParams) -> TokenStream: ...
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation: ...
+
+    def save_prefix(self, prompt: str) -> PrefixState: ...
+
+    def restore_prefix(self, state: PrefixState) -> None: ...
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+
+    def mark_first(self) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+
+    @property
+    def ttft(self) -> float:
+        return (self.first or time.perf_counter()) - self.start
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,159 @@
+"""The llama.cpp engine, over llama-cpp-python. The only module in glassmate that imports llama_cpp."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import llama_cpp
+from llama_cpp import Llama, LlamaGrammar
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from device.engines.base import (
+    ChatMessage,
+    EngineError,
+    Generation,
+    GenerationParams,
+    PrefixState,
+    Stopwatch,
+    TokenStream,
+)
+
+RUNTIME = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+class LlamaEngine:
+    def __init__(self, name: str, path: Path, n_ctx: int = 4096, n_threads: int | None = None,
+                 n_batch: int = 512, seed: int = 0):
+        self.name = name
+        self.path = Path(path)
+        threads = n_threads or default_threads()
+        if not self.path.is_file():
+            raise EngineError(f"model file {self.path} does not exist (run: glassmate models fetch {name})")
+        try:
+            self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                             n_batch=min(n_batch, n_ctx), seed=seed, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise EngineError(f"llama.cpp could not load {self.path}: {exc}. The file may be corrupt or "
+                              f"truncated: run `glassmate models verify`, and `glassmate models fetch {name} "
+                              f"--force` to rebuild it") from exc
+        self.n_ctx = self.llm.n_ctx()
+        self.n_threads = threads
+        self._formatter = self._chat_formatter()
+        self._grammars: dict[str, LlamaGrammar] = {}
+
+    def _chat_formatter(self) -> Jinja2ChatFormatter:
+        meta = self.llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise EngineError(f"{self.path} carries no chat template; glassmate needs an instruction-tuned GGUF")
+        vocab = self.llm._model  # token texts for the template's bos/eos variables
+        eos = vocab.token_get_text(self.llm.token_eos())
+        bos = vocab.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+    # -- text <-> tokens ------------------------------------------------------------------------------
+    def format_chat(self, messages: list[ChatMessage]) -> str:
+        out = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        return out.prompt
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def _prompt_tokens(self, prompt: str) -> list[int]:
+        # The prompt is our own template output: its control tokens are real (message text was neutralised).
+        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=self._adds_bos(), special=True)
+
+    def _adds_bos(self) -> bool:
+        return bool(self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.llm.detokenize(tokens).decode("utf-8", errors="ignore")
+
+    # -- generation -----------------------------------------------------------------------------------
+    def _grammar(self, schema: dict) -> LlamaGrammar:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+        return self._grammars[key]
+
+    def stream(self, prompt: str, params: GenerationParams) -> TokenStream:
+        tokens = self._prompt_tokens(prompt)
+        if len(tokens) + params.max_tokens > self.n_ctx:
+            raise EngineError(f"prompt of {len(tokens)} tokens plus {params.max_tokens} to generate exceeds "
+                              f"the context of {self.n_ctx}")
+        cached = _common_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
+        stream = TokenStream(iter(()))
+        stream.pieces = self._pieces(tokens, params, stream, cached)
+        return stream
+
+    def _pieces(self, tokens: list[int], params: GenerationParams, stream: TokenStream,
+                cached: int) -> Iterator[str]:
+        clock = Stopwatch()
+        grammar = self._grammar(params.json_schema) if params.json_schema else None
+        chunks = self.llm.create_completion(
+            tokens, max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
+            repeat_penalty=params.repeat_penalty, stop=list(params.stop) or None, seed=params.seed,
+            grammar=grammar, stream=True)
+        text: list[str] = []
+        finish = "stop"
+        n_out = 0
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            piece = choice.get("text") or ""
+            n_out += 1
+            if piece:
+                clock.mark_first()
+                text.append(piece)
+                yield piece
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+        completion = max(self.llm.n_tokens - len(tokens), n_out)
+        stream.result = Generation("".join(text), self.name, len(tokens), completion, clock.ttft, clock.elapsed,
+                                   finish, cached)
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+        stream = self.stream(prompt, params)
+        for _ in stream:
+            pass
+        assert stream.result is not None
+        return stream.result
+
+    # -- KV state of a prompt prefix --------------------------------------------------------------------
+    def save_prefix(self, prompt: str) -> PrefixState:
+        """Evaluate `prompt` (reusing whatever prefix is already in the context) and snapshot the KV state."""
+        tokens = self._prompt_tokens(prompt)
+        if len(tokens) >= self.n_ctx:
+            raise EngineError(f"prefix of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
+        have = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        keep = _common_prefix(have, tokens)
+        if keep < self.llm.n_tokens:
+            self.llm.n_tokens = keep
+            self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        if keep < len(tokens):
+            self.llm.eval(tokens[keep:])
+        state = self.llm.save_state()
+        return PrefixState(self.name, tuple(tokens), state, state.llama_state_size)
+
+    def restore_prefix(self, state: PrefixState) -> None:
+        if state.model != self.name:
+            raise EngineError(f"KV state belongs to {state.model}, not {self.name}")
+        self.llm.load_state(state.blob)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

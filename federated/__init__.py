@@ -1,0 +1,1 @@
+"""Federated personalization with Flower (see the federated issue); may import device/, never the reverse."""

@@ -1,0 +1,1 @@
+"""Model export and quantization (see the quantize issue); may import device/, never the reverse."""
