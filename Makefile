@@ -4,13 +4,12 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEFAULT_MODEL := $(shell sed -n 's/^default *= *"\(.*\)"/\1/p' models/catalog.toml)
 TEST_MODEL    := smollm2-135m
 
 .PHONY: demo test lint sysdeps models clean
 
 demo: $(VENV)/.stamp-runtime
-	$(BIN)/glassmate models fetch $(DEFAULT_MODEL)
+	$(BIN)/glassmate models fetch
 	$(BIN)/glassmate demo
 
 test: $(VENV)/.stamp-test

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from device import prompts
-from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, Stopwatch
+from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
 from device.inbox import Message, Thread
 
 # Tokens kept free for the model's answer, per task.
@@ -79,16 +79,33 @@ def normalise(reply: str) -> str:
 
 
 class Assistant:
-    def __init__(self, engine: Engine, temperature: float = 0.2):
+    def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True):
         self.engine = engine
         self.temperature = temperature
+        self.reuse_prefixes = reuse_prefixes
+        self._prefixes: dict[str, PrefixState] = {}
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _prompt(self, messages: list[ChatMessage]) -> str:
         return self.engine.format_chat(messages)
 
     def _run(self, messages: list[ChatMessage], params: GenerationParams) -> Generation:
-        return self.engine.generate(self._prompt(messages), params)
+        prompt = self._prompt(messages)
+        if self.reuse_prefixes and messages[0].role == "system":
+            self._restore_system_prefix(prompt, messages[0].content)
+        return self.engine.generate(prompt, params)
+
+    def _restore_system_prefix(self, prompt: str, system: str) -> None:
+        """Each task's system prompt is evaluated once; later calls restore its KV state instead of
+        recomputing it, so time to first token pays only for the messages themselves."""
+        state = self._prefixes.get(system)
+        if state is None:
+            cut = prompt.find(system)
+            if cut < 0:
+                return
+            self._prefixes[system] = self.engine.save_prefix(prompt[: cut + len(system)])
+        else:
+            self.engine.restore_prefix(state)
 
     def _budget(self, reserve: int, builder=prompts.summary_messages) -> int:
         """Tokens available for transcript lines, after the answer and the fixed prompt text of `builder`."""

