@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from device import prompts
 from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
 from device.inbox import Message, Thread
+from device.privacy import hostile
 
 # Tokens kept free for the model's answer, per task.
 SUMMARY_TOKENS = 128
@@ -38,6 +39,7 @@ class Result:
     chunks: int = 1
     replies: list[str] = field(default_factory=list)
     attempts: int = 1
+    flags: list[str] = field(default_factory=list)  # hostile-text warnings for the wearer, e.g. "Ann: prompt-injection"
 
     def timings(self) -> dict[str, float]:
         return {"ttft_s": round(self.ttft_s, 3), "total_s": round(self.total_s, 3)}
@@ -51,7 +53,19 @@ class Result:
             out["text"] = self.text
         if self.chunks > 1:
             out["chunks"] = self.chunks
+        if self.flags:
+            out["flags"] = self.flags
         return out
+
+
+def message_flags(messages: list[Message]) -> list[str]:
+    out: list[str] = []
+    for m in messages:
+        for flag in hostile.flags(m.text):
+            item = f"{m.sender}: {flag}"
+            if item not in out:
+                out.append(item)
+    return out
 
 
 def clean_line(text: str) -> str:
@@ -107,10 +121,10 @@ class Assistant:
         else:
             self.engine.restore_prefix(state)
 
-    def _budget(self, reserve: int, builder=prompts.summary_messages) -> int:
+    def _budget(self, reserve: int, builder=prompts.summary_messages, header: str | None = None) -> int:
         """Tokens available for transcript lines, after the answer and the fixed prompt text of `builder`."""
-        overhead = self.engine.count_tokens(self._prompt(builder(
-            prompts.thread_header("x" * 40, ["x" * 20] * 4), [])))
+        header = header if header is not None else prompts.thread_header("x" * 40, ["x" * 20] * 4)
+        overhead = self.engine.count_tokens(self._prompt(builder(header, [])))
         budget = self.engine.n_ctx - reserve - overhead - 16
         if budget < 64:
             raise AssistantError(f"context of {self.engine.n_ctx} tokens is too small for this task")
@@ -124,7 +138,7 @@ class Assistant:
         gen = self._run(msgs, params)
         text = clean_line(gen.text) or f"{message.sender}: {message.text[:80]}"
         return Result("notify", text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
-                      gen.completion_tokens)
+                      gen.completion_tokens, flags=message_flags([message]))
 
     def catch_up(self, thread: Thread, messages: list[Message] | None = None) -> Result:
         """A summary of the thread's unread messages (or of `messages`), chunked when it exceeds the context."""
@@ -133,11 +147,13 @@ class Assistant:
             return Result("catch_up", "No unread messages.", self.engine.name, 0.0, 0.0)
         header = prompts.thread_header(thread.name, thread.participants)
         lines = [prompts.message_line(m) for m in todo]
-        return self.summarize_lines(header, lines)
+        result = self.summarize_lines(header, lines)
+        result.flags = message_flags(todo)
+        return result
 
     def summarize_lines(self, header: str, lines: list[str]) -> Result:
         clock = Stopwatch()
-        budget = self._budget(SUMMARY_TOKENS)
+        budget = self._budget(SUMMARY_TOKENS, header=header)
         chunks = self._pack(lines, budget)
         params = GenerationParams(max_tokens=SUMMARY_TOKENS, temperature=self.temperature)
         if len(chunks) == 1:
@@ -146,7 +162,7 @@ class Assistant:
                           gen.prompt_tokens, gen.completion_tokens)
         # Partial summaries are capped at a third of the merge budget, so every merge pass combines at
         # least two of them and the recursion always converges.
-        merge_budget = self._budget(SUMMARY_TOKENS, prompts.combine_messages)
+        merge_budget = self._budget(SUMMARY_TOKENS, prompts.combine_messages, header)
         partial_params = GenerationParams(max_tokens=max(16, min(SUMMARY_TOKENS, merge_budget // 3 - 8)),
                                           temperature=self.temperature)
         partials: list[str] = []
@@ -203,7 +219,7 @@ class Assistant:
         if len(tokens) + 1 <= budget:
             return [line]
         prefix, _, _ = line.partition(": ")
-        step = max(budget - 24, 32)
+        step = max(budget - self.engine.count_tokens(f"{prefix}: (continued) ") - 8, 16)
         pieces = []
         for i in range(0, len(tokens), step):
             text = self.engine.detokenize(tokens[i:i + step])
@@ -219,9 +235,9 @@ class Assistant:
         text = self.engine.detokenize(tokens[:budget]) + " …"
         return Message(message.thread, message.sender, text, message.ts)
 
-    def _recent_lines(self, thread: Thread, reserve: int) -> list[str]:
-        """The latest messages that fit the context, newest last."""
-        budget = self._budget(reserve)
+    def _recent_lines(self, thread: Thread, reserve: int, builder, header: str) -> list[str]:
+        """The latest messages that fit the context of `builder`'s prompt, newest last."""
+        budget = self._budget(reserve, builder, header)
         lines: list[str] = []
         used = 0
         for m in reversed(thread.messages[-REPLY_CONTEXT_MESSAGES:]):
@@ -241,7 +257,7 @@ class Assistant:
             raise AssistantError("draft_replies produces exactly three drafts: agree, decline, ask")
         clock = Stopwatch()
         header = prompts.thread_header(thread.name, thread.participants)
-        lines = self._recent_lines(thread, REPLIES_TOKENS)
+        lines = self._recent_lines(thread, REPLIES_TOKENS, prompts.replies_messages, header)
         params = GenerationParams(max_tokens=REPLIES_TOKENS, temperature=self.temperature,
                                   json_schema=prompts.REPLIES_SCHEMA)
         gen = self._run(prompts.replies_messages(header, lines), params)
@@ -290,7 +306,8 @@ class Assistant:
         if not dictation.strip():
             raise AssistantError("nothing was dictated")
         header = prompts.thread_header(thread.name, thread.participants)
-        lines = self._recent_lines(thread, POLISH_TOKENS + self.engine.count_tokens(dictation))
+        lines = self._recent_lines(thread, POLISH_TOKENS, lambda h, ls: prompts.polish_messages(h, ls, dictation),
+                                   header)
         params = GenerationParams(max_tokens=POLISH_TOKENS, temperature=self.temperature, stop=("\n",))
         gen = self._run(prompts.polish_messages(header, lines, dictation), params)
         text = clean_line(gen.text) or dictation.strip()

