@@ -394,14 +394,15 @@ def privacy_retain(
 @eval_app.command("pii")
 def eval_pii_cmd(
     data: Annotated[Path, typer.Option(help="Presidio-format JSON: full_text + spans")],
-    limit: Annotated[int | None, typer.Option(help="first N records only")] = None,
+    limit: Annotated[int | None, typer.Option(help="score N records only")] = None,
+    offset: Annotated[int, typer.Option(help="skip the first N records")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Token-level precision, recall and F2 of the PII detector, per entity type and overall."""
     from device.privacy.pii_eval import evaluate
 
     with err.status("building gazetteers and scoring…"):
-        result = evaluate(data, limit)
+        result = evaluate(data, limit, offset)
     result.pop("errors")
     if as_json:
         print(json.dumps(result, indent=2))

@@ -60,7 +60,23 @@ def demo_table() -> str:
     return "\n".join(out)
 
 
-BLOCKS = {"quality": quality_table, "demo": demo_table}
+def pii_table() -> str:
+    path = HERE / "privacy" / "pii-presidio-synth-v2.json"
+    if not path.exists():
+        return "(no reference run yet)"
+    r = json.loads(path.read_text())
+    out = ["| entity | precision | recall | F2 | tokens (tp / fp / fn) |", "|---|---|---|---|---|"]
+    for name, sc in [*r["per_entity"].items(), ("**overall**", r["overall"])]:
+        out.append(f"| {name} | {sc['precision']:.3f} | {sc['recall']:.3f} | {sc['f2']:.3f} | "
+                   f"{sc['tp']} / {sc['fp']} / {sc['fn']} |")
+    out.append("| Presidio vanilla (published) | 0.685 | 0.603 | 0.618 | |")
+    out.append("")
+    out.append(f"Command: `glassmate eval pii --data ../shared/data/pii/presidio_synth_dataset_v2.json --json` "
+               f"(n={r['n']}; JSON in `results/privacy/`).")
+    return "\n".join(out)
+
+
+BLOCKS = {"quality": quality_table, "demo": demo_table, "pii": pii_table}
 
 
 def render_readme(text: str) -> str:

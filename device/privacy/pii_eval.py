@@ -55,8 +55,8 @@ def label_tokens(text: str, spans: list[tuple[int, int, str]]) -> list[str]:
     return labels
 
 
-def evaluate(path: Path, limit: int | None = None) -> dict:
-    rows = json.loads(Path(path).read_text(encoding="utf-8"))
+def evaluate(path: Path, limit: int | None = None, offset: int = 0) -> dict:
+    rows = json.loads(Path(path).read_text(encoding="utf-8"))[offset:]
     if limit:
         rows = rows[:limit]
     tp: Counter[str] = Counter()
