@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from device import prompts
 from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
 from device.inbox import Message, Thread
+from device.kvcache import ThreadKVCache
 from device.privacy import hostile
 
 # Tokens kept free for the model's answer, per task.
@@ -39,6 +40,7 @@ class Result:
     chunks: int = 1
     replies: list[str] = field(default_factory=list)
     attempts: int = 1
+    cached_prompt_tokens: int = 0  # prompt tokens whose KV state was reused
     flags: list[str] = field(default_factory=list)  # hostile-text warnings for the wearer, e.g. "Ann: prompt-injection"
 
     def timings(self) -> dict[str, float]:
@@ -93,21 +95,28 @@ def normalise(reply: str) -> str:
 
 
 class Assistant:
-    def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True):
+    def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
+                 kv: ThreadKVCache | None = None):
         self.engine = engine
         self.temperature = temperature
         self.reuse_prefixes = reuse_prefixes
+        self.kv = kv  # per-thread KV state: a catch-up after one more message costs only that message
         self._prefixes: dict[str, PrefixState] = {}
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _prompt(self, messages: list[ChatMessage]) -> str:
         return self.engine.format_chat(messages)
 
-    def _run(self, messages: list[ChatMessage], params: GenerationParams) -> Generation:
+    def _run(self, messages: list[ChatMessage], params: GenerationParams, thread: str | None = None) -> Generation:
         prompt = self._prompt(messages)
-        if self.reuse_prefixes and messages[0].role == "system":
+        reused = self.kv.restore(thread, prompt) if self.kv and thread else 0
+        if not reused and self.reuse_prefixes and messages[0].role == "system":
             self._restore_system_prefix(prompt, messages[0].content)
-        return self.engine.generate(prompt, params)
+        gen = self.engine.generate(prompt, params)
+        if self.kv and thread:
+            # keep the state up to the last message line: the next message extends exactly this prefix
+            self.kv.save(thread, prompt[: prompt.rindex("\n</messages>")])
+        return gen
 
     def _restore_system_prefix(self, prompt: str, system: str) -> None:
         """Each task's system prompt is evaluated once; later calls restore its KV state instead of
@@ -147,19 +156,19 @@ class Assistant:
             return Result("catch_up", "No unread messages.", self.engine.name, 0.0, 0.0)
         header = prompts.thread_header(thread.name, thread.participants)
         lines = [prompts.message_line(m) for m in todo]
-        result = self.summarize_lines(header, lines)
+        result = self.summarize_lines(header, lines, cache_key=thread.name)
         result.flags = message_flags(todo)
         return result
 
-    def summarize_lines(self, header: str, lines: list[str]) -> Result:
+    def summarize_lines(self, header: str, lines: list[str], cache_key: str | None = None) -> Result:
         clock = Stopwatch()
         budget = self._budget(SUMMARY_TOKENS, header=header)
         chunks = self._pack(lines, budget)
         params = GenerationParams(max_tokens=SUMMARY_TOKENS, temperature=self.temperature)
         if len(chunks) == 1:
-            gen = self._run(prompts.summary_messages(header, chunks[0]), params)
+            gen = self._run(prompts.summary_messages(header, chunks[0]), params, thread=cache_key)
             return Result("catch_up", clean_text(gen.text), self.engine.name, gen.ttft_s, gen.total_s,
-                          gen.prompt_tokens, gen.completion_tokens)
+                          gen.prompt_tokens, gen.completion_tokens, cached_prompt_tokens=gen.cached_prompt_tokens)
         # Partial summaries are capped at a third of the merge budget, so every merge pass combines at
         # least two of them and the recursion always converges.
         merge_budget = self._budget(SUMMARY_TOKENS, prompts.combine_messages, header)

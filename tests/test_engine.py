@@ -30,7 +30,7 @@ def test_streaming_yields_pieces_and_timings(engine):
     assert result.text == "".join(pieces)
     assert 0 < result.ttft_s <= result.total_s
     assert result.completion_tokens >= len(pieces)
-    assert result.prompt_tokens == len(engine._prompt_tokens(_prompt(engine, "Name three colours.")))
+    assert result.prompt_tokens == len(engine.tokenize_prompt(_prompt(engine, "Name three colours.")))
 
 
 def test_json_schema_output_is_valid_json_with_the_keys(engine):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 from collections.abc import Iterator
@@ -66,7 +67,7 @@ class LlamaEngine:
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
-    def _prompt_tokens(self, prompt: str) -> list[int]:
+    def tokenize_prompt(self, prompt: str) -> list[int]:
         # The prompt is our own template output: its control tokens are real (message text was neutralised).
         return self.llm.tokenize(prompt.encode("utf-8"), add_bos=self._adds_bos(), special=True)
 
@@ -87,7 +88,7 @@ class LlamaEngine:
         return self._grammars[key]
 
     def stream(self, prompt: str, params: GenerationParams) -> TokenStream:
-        tokens = self._prompt_tokens(prompt)
+        tokens = self.tokenize_prompt(prompt)
         if len(tokens) + params.max_tokens > self.n_ctx:
             raise EngineError(f"prompt of {len(tokens)} tokens plus {params.max_tokens} to generate exceeds "
                               f"the context of {self.n_ctx}")
@@ -131,7 +132,7 @@ class LlamaEngine:
     # -- KV state of a prompt prefix --------------------------------------------------------------------
     def save_prefix(self, prompt: str) -> PrefixState:
         """Evaluate `prompt` (reusing whatever prefix is already in the context) and snapshot the KV state."""
-        tokens = self._prompt_tokens(prompt)
+        tokens = self.tokenize_prompt(prompt)
         if len(tokens) >= self.n_ctx:
             raise EngineError(f"prefix of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
         have = self.llm.input_ids[: self.llm.n_tokens].tolist()
@@ -141,8 +142,15 @@ class LlamaEngine:
             self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
         if keep < len(tokens):
             self.llm.eval(tokens[keep:])
-        state = self.llm.save_state()
-        return PrefixState(self.name, tuple(tokens), state, state.llama_state_size)
+        # Only the KV cells in use (llama_state_get_data writes those); llama-cpp-python's own save_state would
+        # also copy its n_batch x n_vocab logits buffer (100 MB for SmolLM2), which a restore never needs: the
+        # next generate always decodes at least one token and so refreshes the logits.
+        ctx = self.llm._ctx.ctx
+        size = llama_cpp.llama_state_get_size(ctx)
+        buf = (ctypes.c_uint8 * size)()
+        n = llama_cpp.llama_state_get_data(ctx, buf, size)
+        blob = ctypes.string_at(buf, n)
+        return PrefixState(self.name, tuple(tokens), blob, len(blob))
 
     def restore_prefix(self, state: PrefixState) -> None:
         if state.model != self.name:
@@ -150,7 +158,13 @@ class LlamaEngine:
         have = self.llm.input_ids[: self.llm.n_tokens].tolist()
         if _common_prefix(have, list(state.tokens)) == len(state.tokens):
             return  # the context already starts with this prefix
-        self.llm.load_state(state.blob)
+        data = (ctypes.c_uint8 * state.nbytes).from_buffer_copy(state.blob)
+        if llama_cpp.llama_state_set_data(self.llm._ctx.ctx, data, state.nbytes) != state.nbytes:
+            raise EngineError("llama.cpp refused a saved KV state (another model or build?)")
+        n = len(state.tokens)
+        self.llm.input_ids[:n] = state.tokens
+        self.llm.n_tokens = n
+        self.llm._requires_eval = True  # logits are not part of the snapshot
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -76,12 +76,18 @@ class Cipher:
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
 
     def seal(self, plaintext: str, aad: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), aad)
+        return self.seal_bytes(plaintext.encode("utf-8"), aad)
 
     def open(self, blob: bytes, aad: bytes) -> str:
+        return self.open_bytes(blob, aad).decode("utf-8")
+
+    def seal_bytes(self, data: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, aad)
+
+    def open_bytes(self, blob: bytes, aad: bytes) -> bytes:
         try:
-            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad).decode("utf-8")
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         except (InvalidTag, ValueError) as exc:
             raise IntegrityError("ciphertext failed authentication") from exc
 
