@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -329,6 +330,44 @@ def eval_summaries_cmd(
     table.add_row(*(str(summary[k]) for k in ("model", "rouge1", "rouge2", "rougeL", "echo_rate", "empty_rate",
                                               "mean_words", "ttft_p50_s", "total_p50_s")))
     console.print(table)
+
+
+@app.command()
+def bench(
+    models: Annotated[str, typer.Option(help="comma-separated catalog models")] = "smollm2-135m",
+    engines: Annotated[str, typer.Option(help="runtimes to measure (llama; onnx arrives with its issue)")] = "llama",
+    threads: Annotated[str | None, typer.Option(help="comma-separated thread counts (default: 1 and all)")] = None,
+    runs: Annotated[int, typer.Option(help="measured runs per scenario, after one warm-up")] = 5,
+    quick: Annotated[bool, typer.Option(help="3 runs, all cores only: a few minutes")] = False,
+    profile: Annotated[str | None, typer.Option(help="device profile: pi-zero2, pi5, laptop")] = None,
+    transformers: Annotated[bool, typer.Option(help="also time plain transformers (needs the bench extra)")] = True,
+    out: Annotated[Path, typer.Option(help="folder for bench.json, bench.md and the plots")] = Path("bench-out"),
+) -> None:
+    """Latency per use case beside raw llama.cpp, plain transformers and the memory-bandwidth ceiling."""
+    from device.bench import PROFILES, BenchConfig, run_bench
+
+    with clear_errors():
+        if engines != "llama":
+            raise EngineError(f"engines {engines!r}: only the llama engine exists yet (ONNX Runtime is its own issue)")
+        if profile and profile not in PROFILES:
+            raise EngineError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        cores = len(os.sched_getaffinity(0))
+        if threads:
+            counts = sorted({int(t) for t in threads.split(",")})
+        elif profile:
+            counts = [min(PROFILES[profile]["threads"], cores)]
+        else:
+            counts = [cores] if quick else sorted({1, cores})
+        cfg = BenchConfig(models=[m.strip() for m in models.split(",") if m.strip()], threads=counts,
+                          runs=3 if quick else runs, out=out, transformers=transformers, profile=profile)
+        for m in cfg.models:
+            catalog.require_model(m)
+        with err.status("benchmarking…") as status:
+            report = run_bench(cfg, progress=lambda msg: status.update(msg))
+    for w in report["warnings"]:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print((out / "bench.md").read_text(), highlight=False)
+    console.print(f"[dim]wrote {out / 'bench.json'}, {out / 'bench.md'}, latency.png, decode_vs_ceiling.png[/]")
 
 
 # -- privacy -------------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ Data paths are always arguments; nothing from the evaluation sets is shipped wit
 from __future__ import annotations
 
 import json
-import platform
 import re
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from device import prompts
 from device.assistant import Assistant
 from device.inbox import FeedError, Message, group_threads
+from device.machine import machine_info  # noqa: F401 - re-exported for the CLI
 
 _TURN = re.compile(r"^\s*#?([^#:]{1,40})#?\s*:\s*(.*)$")
 
@@ -127,21 +127,6 @@ def eval_summaries(assistant: Assistant, data: Path, n: int = 20, progress=None)
         total_p50_s=round(statistics.median(s["total_s"] for s in samples), 3),
         total_mean_s=round(statistics.fmean(s["total_s"] for s in samples), 3),
         n_threads=getattr(assistant.engine, "n_threads", 0), samples=samples)
-
-
-def machine_info() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
 
 
 def to_json(result: SummaryEval, with_samples: bool = True) -> dict:

@@ -76,7 +76,40 @@ def pii_table() -> str:
     return "\n".join(out)
 
 
-BLOCKS = {"quality": quality_table, "demo": demo_table, "pii": pii_table}
+def bench_table() -> str:
+    """The latest catalog-wide run (all models, 2 threads) and the quick SmolLM2 run."""
+    out = []
+    for name in ("catalog-2threads", "quick-smollm2-135m"):
+        path = HERE / "bench" / name / "bench.json"
+        if not path.exists():
+            continue
+        r = json.loads(path.read_text())
+        if not out:
+            out += ["| model | scenario | TTFT p50 (s) | end-to-end p50 (s) | end-to-end p95 (s) | decode tok/s |",
+                    "|---|---|---|---|---|---|"]
+            for model, entry in r["models"].items():
+                top = entry["by_threads"][str(r["summary"][model]["threads"])]
+                for scen, sc in top["scenarios"].items():
+                    dec = "–" if sc["decode_tok_s"] is None else f"{sc['decode_tok_s']:.1f}"
+                    out.append(f"| {model} | {scen} | {sc['ttft_p50_s']:.2f} | {sc['total_p50_s']:.2f} | "
+                               f"{sc['total_p95_s']:.2f} | {dec} |")
+            out += ["", "| run | model | glassmate/raw decode | glassmate/raw TTFT | speedup vs transformers "
+                        "| incremental/cold TTFT | decode / bandwidth ceiling | peak RSS (MB) |",
+                    "|---|---|---|---|---|---|---|---|"]
+        for model, sm in r["summary"].items():
+            top = r["models"][model]["by_threads"][str(sm["threads"])]
+            speed = sm.get("speedup_vs_transformers")
+            out.append(f"| {name} | {model} | {sm['decode_ratio_vs_raw']:.2f} | {sm['ttft_ratio_vs_raw']:.2f} | "
+                       f"{'–' if speed is None else f'{speed:.1f}×'} | {sm['incremental_ttft_ratio']:.3f} | "
+                       f"{100 * sm['decode_fraction_of_ceiling']:.0f} % of {sm['decode_ceiling_tok_s']:.0f} tok/s | "
+                       f"{top['peak_rss_mb']:.0f} |")
+        m = r["machine"]
+        out.append(f"| | *{name}: `{r['command']}` — {m['cpu']}, {m['cores']} cores, read bandwidth "
+                   f"{m['read_gbs']:.1f} GB/s* | | | | | | |")
+    return "\n".join(out) if out else "(no reference run yet)"
+
+
+BLOCKS = {"quality": quality_table, "demo": demo_table, "pii": pii_table, "bench": bench_table}
 
 
 def render_readme(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import json
 import os
@@ -99,28 +100,41 @@ class LlamaEngine:
 
     def _pieces(self, tokens: list[int], params: GenerationParams, stream: TokenStream,
                 cached: int) -> Iterator[str]:
+        """Our own loop over llama.cpp's sampler: create_completion re-detokenizes the whole completion at every
+        token and builds a response dict per chunk; this decodes each token once, incrementally."""
         clock = Stopwatch()
         grammar = self._grammar(params.json_schema) if params.json_schema else None
-        chunks = self.llm.create_completion(
-            tokens, max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
-            repeat_penalty=params.repeat_penalty, stop=list(params.stop) or None, seed=params.seed,
-            grammar=grammar, stream=True)
-        text: list[str] = []
-        finish = "stop"
-        n_out = 0
-        for chunk in chunks:
-            choice = chunk["choices"][0]
-            piece = choice.get("text") or ""
-            n_out += 1
-            if piece:
-                clock.mark_first()
-                text.append(piece)
-                yield piece
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
-        completion = max(self.llm.n_tokens - len(tokens), n_out)
-        stream.result = Generation("".join(text), self.name, len(tokens), completion, clock.ttft, clock.elapsed,
-                                   finish, cached)
+        self.llm.set_seed(params.seed)
+        vocab = self.llm._model.vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        out: list[int] = []
+        text = ""
+        emitted = 0
+        finish = "length"
+        for tok in self.llm.generate(tokens, top_k=40, top_p=params.top_p, min_p=0.05, temp=params.temperature,
+                                     repeat_penalty=params.repeat_penalty, grammar=grammar, reset=True):
+            clock.mark_first()
+            if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                finish = "stop"
+                break
+            out.append(tok)
+            text += decoder.decode(self.llm.detokenize([tok]))
+            hits = [text.find(s) for s in params.stop if s in text]
+            if hits:
+                text = text[:min(hits)]
+                finish = "stop"
+                break
+            safe = len(text) - _stop_prefix_len(text, params.stop)  # never stream the start of a stop string
+            if safe > emitted:
+                yield text[emitted:safe]
+                emitted = safe
+            if len(out) >= params.max_tokens:
+                break
+        text += decoder.decode(b"", final=True) if finish == "length" else ""
+        if len(text) > emitted:
+            yield text[emitted:]
+        stream.result = Generation(text, self.name, len(tokens), len(out), clock.ttft, clock.elapsed, finish,
+                                   cached)
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:
         stream = self.stream(prompt, params)
@@ -128,6 +142,11 @@ class LlamaEngine:
             pass
         assert stream.result is not None
         return stream.result
+
+    def reset(self) -> None:
+        """Forget everything in the context (benchmarks measure cold prompts with it)."""
+        self.llm.reset()
+        self.llm._ctx.kv_cache_clear()
 
     # -- KV state of a prompt prefix --------------------------------------------------------------------
     def save_prefix(self, prompt: str) -> PrefixState:
@@ -165,6 +184,17 @@ class LlamaEngine:
         self.llm.input_ids[:n] = state.tokens
         self.llm.n_tokens = n
         self.llm._requires_eval = True  # logits are not part of the snapshot
+
+
+def _stop_prefix_len(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest tail of `text` that is a proper prefix of a stop string."""
+    best = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:n]):
+                best = max(best, n)
+                break
+    return best
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -1,0 +1,25 @@
+"""What machine a measurement ran on: CPU model, SIMD flags, cores, memory, Python."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from pathlib import Path
+
+SIMD = ("avx", "avx2", "avx512f", "avx512_vnni", "fma", "f16c", "neon", "asimd")
+
+
+def machine_info() -> dict:
+    info: dict = {"cpu": "", "flags": [], "cores": os.cpu_count(), "python": platform.python_version(),
+                  "platform": platform.platform()}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not info["cpu"]:
+                info["cpu"] = line.split(":", 1)[1].strip()
+            if line.startswith(("flags", "Features")) and not info["flags"]:
+                info["flags"] = [f for f in line.split(":", 1)[1].split() if f in SIMD]
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        info["mem_total_mb"] = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    info["cpu"] = info["cpu"] or platform.processor()
+    return info
