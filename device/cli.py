@@ -305,7 +305,8 @@ def eval_summaries_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """ROUGE-1/2/L, instruction-echo and empty rates, and latency of catch-up summaries."""
-    from device.evaluation import eval_summaries, machine_info, to_json
+    from device.evaluation import eval_summaries, to_json
+    from device.machine import machine_info
 
     with clear_errors():
         assistant = _open_assistant(model, threads, n_ctx)

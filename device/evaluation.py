@@ -15,7 +15,6 @@ from pathlib import Path
 from device import prompts
 from device.assistant import Assistant
 from device.inbox import FeedError, Message, group_threads
-from device.machine import machine_info  # noqa: F401 - re-exported for the CLI
 
 _TURN = re.compile(r"^\s*#?([^#:]{1,40})#?\s*:\s*(.*)$")
 
