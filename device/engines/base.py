@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -50,7 +50,6 @@ class TokenStream:
 
     pieces: Iterator[str]
     result: Generation | None = None
-    _chunks: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[str]:
         yield from self.pieces
