@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from device.machine import peak_rss_mb
 
 PROFILES = {  # threads, memory budget (MiB) for model + context
     "pi-zero2": {"threads": 4, "memory_mb": 420},
@@ -154,12 +155,11 @@ def run_worker(model: str, threads: int, runs: int) -> dict:
                          "prefill_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens})
             theirs.append({k: r[k] for k in ("ttft_s", "total_s", "prompt_tokens", "completion_tokens")}
                           | {"prefill_tokens": r["prompt_tokens"]})
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"model": model, "threads": threads, "load_s": load_s,
             "scenarios": {k: {"samples": v, **summarize_samples(v)} for k, v in scenarios.items()},
             "wrapper": {"glassmate": {"samples": ours, **summarize_samples(ours)},
                         "raw_llama_cpp": {"samples": theirs, **summarize_samples(theirs)}, "prompt": prompt},
-            "peak_rss_mb": usage.ru_maxrss / 1024, "cpu_s": time.process_time() - cpu0}
+            "peak_rss_mb": peak_rss_mb(), "cpu_s": time.process_time() - cpu0}
 
 
 def run_transformers_worker(model: str, threads: int, runs: int, prompt: str) -> dict:
@@ -193,7 +193,7 @@ def run_transformers_worker(model: str, threads: int, runs: int, prompt: str) ->
             samples.append({"ttft_s": t1 - t0, "total_s": tokenize_s + (t3 - t1), "prompt_tokens": n_prompt,
                             "prefill_tokens": n_prompt, "completion_tokens": out.shape[1] - n_prompt})
     return {"model": model, "threads": threads, "load_s": load_s, "samples": samples, **summarize_samples(samples),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def profile_warning(model: str, file_bytes: int, profile: str | None) -> str | None:
@@ -230,7 +230,7 @@ def versions() -> dict:
 
 
 def run_bench(cfg: BenchConfig, progress=lambda msg: None) -> dict:
-    from device.catalog import require_model
+    from device.catalog import path_size, require_model
     from device.machine import machine_info
 
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -241,7 +241,7 @@ def run_bench(cfg: BenchConfig, progress=lambda msg: None) -> dict:
                     "versions": versions(), "profile": cfg.profile, "models": {}, "summary": {}, "warnings": warnings}
     for model in cfg.models:
         spec = require_model(model)
-        size = spec.path.stat().st_size
+        size = path_size(spec.path)
         warning = profile_warning(model, size, cfg.profile)
         if warning:
             warnings.append(warning)

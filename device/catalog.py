@@ -49,13 +49,20 @@ class ModelSpec:
     parts: tuple[Part, ...]
     size: int | None = None
     note: str = ""
+    runtime: str = "llama"  # "llama" (a GGUF file) or "onnx" (a folder: model.onnx + tokenizer)
+    base: str | None = None  # for a built variant: the catalog model it was made from
+    made_by: str = ""  # for a built variant: the command that built it
 
     @property
     def path(self) -> Path:
         return models_dir() / self.file
 
+    @property
+    def is_variant(self) -> bool:
+        return self.base is not None
+
     def is_fetched(self) -> bool:
-        return self.path.is_file()
+        return self.path.is_dir() if self.runtime == "onnx" else self.path.is_file()
 
 
 def load_catalog(path: Path | None = None) -> dict[str, ModelSpec]:
@@ -101,10 +108,85 @@ def default_model(path: Path | None = None) -> str:
 
 
 def get_model(name: str) -> ModelSpec:
+    """A catalog model (`smollm2-135m`) or a variant built from one (`smollm2-135m@Q8_0`, `…@onnx-int8`)."""
     catalog = load_catalog()
+    if "@" in name:
+        base, _, kind = name.partition("@")
+        if base not in catalog:
+            raise CatalogError(f"unknown model {base!r} in {name!r}; the catalog has: {', '.join(catalog)}")
+        variants = load_variants()
+        if name not in variants:
+            how = (f"glassmate quantize onnx --model {base} --precision {kind.removeprefix('onnx-')}"
+                   if kind.startswith("onnx-") else f"glassmate quantize gguf --model {base} --types {kind}")
+            built = ", ".join(v for v in variants if v.startswith(base + "@")) or "none"
+            raise CatalogError(f"variant {name!r} is not built (built: {built}); build it with: {how}")
+        return variants[name]
     if name not in catalog:
         raise CatalogError(f"unknown model {name!r}; the catalog has: {', '.join(catalog)}")
     return catalog[name]
+
+
+# -- built variants ------------------------------------------------------------------------------------------
+# `glassmate quantize` writes what it builds under models/built/ and records each file's sha256 in
+# models/built/variants.json, so a variant is verified like a fetched model and every command accepts its name.
+
+def variants_path() -> Path:
+    return models_dir() / "built" / "variants.json"
+
+
+def load_variants() -> dict[str, ModelSpec]:
+    path = variants_path()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"the built-variant registry {path} is unreadable ({exc}); delete it and rebuild "
+                           f"the variants with `glassmate quantize`") from exc
+    out: dict[str, ModelSpec] = {}
+    for name, e in raw.get("variants", {}).items():
+        out[name] = ModelSpec(name=name, file=e["file"], sha256=e["sha256"], upstream=f"built from {e['base']}",
+                              license=e.get("license", ""), params=e.get("params", ""), quant=e["precision"],
+                              n_ctx=int(e.get("n_ctx", 4096)), parts=(), size=e.get("size"),
+                              runtime=e["runtime"], base=e["base"], made_by=e.get("made_by", ""))
+    return out
+
+
+def register_variant(spec: ModelSpec) -> ModelSpec:
+    """Hash the built file (or folder) and record it; returns the spec with its sha256 and size filled in."""
+    if not spec.is_fetched():
+        raise CatalogError(f"cannot register {spec.name}: {spec.path} does not exist")
+    digest, size = sha256_of_path(spec.path), path_size(spec.path)
+    path = variants_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raw = {}
+    raw.setdefault("variants", {})[spec.name] = {
+        "base": spec.base, "runtime": spec.runtime, "precision": spec.quant, "file": spec.file, "sha256": digest,
+        "size": size, "n_ctx": spec.n_ctx, "license": spec.license, "params": spec.params, "made_by": spec.made_by}
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return load_variants()[spec.name]
+
+
+def path_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def sha256_of_path(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
+    """sha256 of a file; for a folder, of every file's relative name and content in sorted order."""
+    if not path.is_dir():
+        return sha256_of(path, on_bytes)
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.endswith(".verified.json")):
+        digest.update(f.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(bytes.fromhex(sha256_of(f, on_bytes)))
+    return digest.hexdigest()
 
 
 def sha256_of(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
@@ -128,14 +210,15 @@ class Verification:
 
 
 def verify(spec: ModelSpec, on_bytes: Callable[[int], None] | None = None) -> Verification:
-    if not spec.path.is_file():
+    if not spec.is_fetched():
         return Verification(spec.name, spec.path, False, False, None,
+                            f"not built (run: {spec.made_by})" if spec.is_variant else
                             f"not fetched (run: glassmate models fetch {spec.name})")
-    actual = sha256_of(spec.path, on_bytes)
+    actual = sha256_of_path(spec.path, on_bytes)
     if actual != spec.sha256:
+        fix = f"rebuild it: {spec.made_by}" if spec.is_variant else f"run: glassmate models fetch {spec.name}"
         return Verification(spec.name, spec.path, True, False, actual,
-                            f"sha256 mismatch: expected {spec.sha256}, file has {actual}; "
-                            f"delete it and run: glassmate models fetch {spec.name}")
+                            f"sha256 mismatch: expected {spec.sha256}, file has {actual}; delete it and {fix}")
     return Verification(spec.name, spec.path, True, True, actual, "ok")
 
 
@@ -143,6 +226,9 @@ def require_model(name: str) -> ModelSpec:
     """The spec of a fetched model, or an error that says how to fetch it."""
     spec = get_model(name)
     if not spec.is_fetched():
+        if spec.is_variant:
+            raise CatalogError(f"variant {name!r} is registered but {spec.path} is gone: rebuild it with "
+                               f"`{spec.made_by}`")
         raise CatalogError(f"model {name!r} is not fetched: run `glassmate models fetch {name}`")
     return spec
 

@@ -475,6 +475,26 @@ def _print_thread(name: str, note: Result | None, summary: Result, replies: Resu
     console.print(Panel("\n".join(lines), title=title, title_align="left", highlight=False))
 
 
+def _load_plugins() -> None:
+    """Command groups other packages register under the `glassmate.commands` entry point (e.g. `quantize`).
+
+    The glasses runtime never imports the build or training tools; they plug in when installed."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="glassmate.commands"):
+        try:
+            app.add_typer(ep.load(), name=ep.name)
+        except ImportError as exc:  # the extra that provides it is not installed
+            missing = exc.name or str(exc)
+
+            def unavailable(_missing: str = missing, _name: str = ep.name) -> None:
+                raise fail(f"`glassmate {_name}` needs {_missing}: pip install 'glassmate[{_name}]'")
+            app.command(ep.name, help=f"(needs the '{ep.name}' extra)")(unavailable)
+
+
+_load_plugins()
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m device.cli`
     app()
 

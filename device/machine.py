@@ -23,3 +23,17 @@ def machine_info() -> dict:
         info["mem_total_mb"] = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
     info["cpu"] = info["cpu"] or platform.processor()
     return info
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries that over fork and exec, so a worker started by a parent that once
+    held 500 MB reports at least 500 MB whatever it used itself. VmHWM belongs to the process's own memory map."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

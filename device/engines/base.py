@@ -90,6 +90,8 @@ class Engine(Protocol):
 
     def restore_prefix(self, state: PrefixState) -> None: ...
 
+    def token_logprobs(self, tokens: list[int]) -> list[float]: ...
+
 
 class Stopwatch:
     def __init__(self) -> None:
@@ -107,3 +109,23 @@ class Stopwatch:
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+def stop_prefix_len(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest tail of `text` that is a proper prefix of a stop string (held back from streaming)."""
+    best = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:n]):
+                best = max(best, n)
+                break
+    return best
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -21,6 +21,8 @@ from device.engines.base import (
     PrefixState,
     Stopwatch,
     TokenStream,
+    common_prefix,
+    stop_prefix_len,
 )
 
 RUNTIME = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
@@ -93,7 +95,7 @@ class LlamaEngine:
         if len(tokens) + params.max_tokens > self.n_ctx:
             raise EngineError(f"prompt of {len(tokens)} tokens plus {params.max_tokens} to generate exceeds "
                               f"the context of {self.n_ctx}")
-        cached = _common_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
+        cached = common_prefix(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
         stream = TokenStream(iter(()))
         stream.pieces = self._pieces(tokens, params, stream, cached)
         return stream
@@ -124,7 +126,7 @@ class LlamaEngine:
                 text = text[:min(hits)]
                 finish = "stop"
                 break
-            safe = len(text) - _stop_prefix_len(text, params.stop)  # never stream the start of a stop string
+            safe = len(text) - stop_prefix_len(text, params.stop)  # never stream the start of a stop string
             if safe > emitted:
                 yield text[emitted:safe]
                 emitted = safe
@@ -155,7 +157,7 @@ class LlamaEngine:
         if len(tokens) >= self.n_ctx:
             raise EngineError(f"prefix of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
         have = self.llm.input_ids[: self.llm.n_tokens].tolist()
-        keep = _common_prefix(have, tokens)
+        keep = common_prefix(have, tokens)
         if keep < self.llm.n_tokens:
             self.llm.n_tokens = keep
             self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
@@ -175,7 +177,7 @@ class LlamaEngine:
         if state.model != self.name:
             raise EngineError(f"KV state belongs to {state.model}, not {self.name}")
         have = self.llm.input_ids[: self.llm.n_tokens].tolist()
-        if _common_prefix(have, list(state.tokens)) == len(state.tokens):
+        if common_prefix(have, list(state.tokens)) == len(state.tokens):
             return  # the context already starts with this prefix
         data = (ctypes.c_uint8 * state.nbytes).from_buffer_copy(state.blob)
         if llama_cpp.llama_state_set_data(self.llm._ctx.ctx, data, state.nbytes) != state.nbytes:
@@ -185,22 +187,32 @@ class LlamaEngine:
         self.llm.n_tokens = n
         self.llm._requires_eval = True  # logits are not part of the snapshot
 
+    # -- scoring ------------------------------------------------------------------------------------------
+    def token_logprobs(self, tokens: list[int]) -> list[float]:
+        """log p(tokens[i] | tokens[:i]) for i >= 1, from an empty context (perplexity).
 
-def _stop_prefix_len(text: str, stops: tuple[str, ...]) -> int:
-    """Length of the longest tail of `text` that is a proper prefix of a stop string."""
-    best = 0
-    for s in stops:
-        for n in range(min(len(s) - 1, len(text)), 0, -1):
-            if text.endswith(s[:n]):
-                best = max(best, n)
-                break
-    return best
+        Decodes with logits requested for every position (llama-cpp-python keeps only the last row unless the
+        whole model is opened with logits_all, which would cost n_ctx x n_vocab floats for every session)."""
+        import numpy as np
 
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+        if len(tokens) > self.n_ctx:
+            raise EngineError(f"{len(tokens)} tokens exceed the context of {self.n_ctx}")
+        self.reset()
+        n_vocab = self.llm.n_vocab()
+        step = self.llm.n_batch
+        out: list[float] = []
+        try:
+            for i in range(0, len(tokens), step):
+                chunk = tokens[i:i + step]
+                self.llm._batch.set_batch(batch=chunk, n_past=i, logits_all=True)
+                self.llm._ctx.decode(self.llm._batch)
+                logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(len(chunk) * n_vocab,))
+                logits = logits.reshape(len(chunk), n_vocab).astype(np.float64)
+                m = logits.max(axis=1, keepdims=True)
+                lp = logits - (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))
+                for j in range(len(chunk)):
+                    if i + j + 1 < len(tokens):
+                        out.append(float(lp[j, tokens[i + j + 1]]))
+        finally:
+            self.reset()
+        return out
