@@ -42,7 +42,8 @@ app.add_typer(privacy_app, name="privacy")
 console = Console()
 err = Console(stderr=True)
 
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog model name (default: the catalog's)")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog model (default: the catalog's) or a "
+                                              "built variant: NAME@Q8_0, NAME@onnx-int8 (glassmate quantize)")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads (default: all cores)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 CtxOpt = Annotated[int | None, typer.Option("--n-ctx", help="context size in tokens (default: the catalog's)")]
@@ -67,14 +68,15 @@ def clear_errors():
 # -- models ---------------------------------------------------------------------------------------------
 @models_app.command("list")
 def models_list(as_json: JsonOpt = False) -> None:
-    """List the catalog: size, license, where the weights come from, and whether each is fetched."""
+    """List the catalog (size, license, where the weights come from, fetched or not) and the variants built
+    from it with `glassmate quantize`."""
     with clear_errors():
-        specs = catalog.load_catalog()
+        specs = catalog.load_catalog() | catalog.load_variants()
         default = catalog.default_model()
     rows = [{"name": s.name, "default": s.name == default, "params": s.params, "quant": s.quant,
              "size": s.size, "license": s.license, "upstream": s.upstream, "file": s.file, "sha256": s.sha256,
              "carriers": [f"{p.package}=={p.version}" for p in s.parts], "fetched": s.is_fetched(),
-             "path": str(s.path)} for s in specs.values()]
+             "runtime": s.runtime, "built_from": s.base, "path": str(s.path)} for s in specs.values()]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -82,7 +84,8 @@ def models_list(as_json: JsonOpt = False) -> None:
     for col in ("name", "params", "quant", "size", "license", "carriers", "fetched"):
         table.add_column(col)
     for r in rows:
-        carriers = r["carriers"][0] if len(r["carriers"]) == 1 else f"{r['carriers'][0]} … ({len(r['carriers'])})"
+        carriers = (f"built from {r['built_from']} ({r['runtime']})" if r["built_from"] else r["carriers"][0]
+                    if len(r["carriers"]) == 1 else f"{r['carriers'][0]} … ({len(r['carriers'])})")
         table.add_row(r["name"] + (" (default)" if r["default"] else ""), r["params"], r["quant"],
                       catalog.human_size(r["size"]) if r["size"] else "?", r["license"], carriers,
                       "yes" if r["fetched"] else "no")
@@ -133,12 +136,10 @@ def models_verify(
     name: Annotated[str | None, typer.Argument(help="model to verify (default: every fetched model)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recompute the sha256 of fetched model files; exit 1 if any differs from the catalog."""
+    """Recompute the sha256 of fetched model files and built variants; exit 1 if any differs from its record."""
     with clear_errors():
-        specs = catalog.load_catalog()
-        if name and name not in specs:
-            raise CatalogError(f"unknown model {name!r}; the catalog has: {', '.join(specs)}")
-        chosen = [specs[name]] if name else [s for s in specs.values() if s.is_fetched()]
+        specs = catalog.load_catalog() | catalog.load_variants()
+        chosen = [catalog.get_model(name)] if name else [s for s in specs.values() if s.is_fetched()]
         results = []
         for spec in chosen:
             with console.status(f"hashing {spec.file}…"):
@@ -335,8 +336,8 @@ def eval_summaries_cmd(
 
 @app.command()
 def bench(
-    models: Annotated[str, typer.Option(help="comma-separated catalog models")] = "smollm2-135m",
-    engines: Annotated[str, typer.Option(help="runtimes to measure (llama; onnx arrives with its issue)")] = "llama",
+    models: Annotated[str, typer.Option(help="comma-separated GGUF models: catalog names or built variants "
+                                             "(NAME@Q8_0)")] = "smollm2-135m",
     threads: Annotated[str | None, typer.Option(help="comma-separated thread counts (default: 1 and all)")] = None,
     runs: Annotated[int, typer.Option(help="measured runs per scenario, after one warm-up")] = 5,
     quick: Annotated[bool, typer.Option(help="3 runs, all cores only: a few minutes")] = False,
@@ -348,8 +349,6 @@ def bench(
     from device.bench import PROFILES, BenchConfig, run_bench
 
     with clear_errors():
-        if engines != "llama":
-            raise EngineError(f"engines {engines!r}: only the llama engine exists yet (ONNX Runtime is its own issue)")
         if profile and profile not in PROFILES:
             raise EngineError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
         cores = len(os.sched_getaffinity(0))
@@ -362,7 +361,9 @@ def bench(
         cfg = BenchConfig(models=[m.strip() for m in models.split(",") if m.strip()], threads=counts,
                           runs=3 if quick else runs, out=out, transformers=transformers, profile=profile)
         for m in cfg.models:
-            catalog.require_model(m)
+            if catalog.require_model(m).runtime != "llama":
+                raise EngineError(f"{m} is an ONNX model; bench sets each model beside raw llama.cpp. Measure ONNX "
+                                  f"variants with `glassmate quantize report --only {m}`")
         with err.status("benchmarking…") as status:
             report = run_bench(cfg, progress=lambda msg: status.update(msg))
     for w in report["warnings"]:

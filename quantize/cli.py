@@ -92,7 +92,7 @@ def report_cmd(models: Annotated[str, typer.Option(help="comma-separated catalog
                data: Annotated[Path, typer.Option(help="DialogSum-format JSONL")] = Path(
                    "../shared/data/dialogsum/dialogsum.dev.jsonl"),
                n: Annotated[int, typer.Option(help="dialogues to summarize for ROUGE-L")] = 50,
-               n_json: Annotated[int, typer.Option(help="reply drafts for the JSON-valid rate")] = 10,
+               n_json: Annotated[int, typer.Option(help="reply drafts for the JSON-valid rate")] = 6,
                only: Annotated[str | None, typer.Option(help="measure only these variants (comma-separated)")] = None,
                out: Annotated[Path, typer.Option(help="output folder")] = Path("quantize-report"),
                as_json: JsonOpt = False) -> None:

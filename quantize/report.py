@@ -20,12 +20,12 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PPL_WINDOW = 512
 PPL_WINDOWS = 2
-SPEED_PROMPT_TOKENS = 512
+SPEED_PROMPT_TOKENS = 384
 SPEED_DECODE_TOKENS = 64
 SPEED_PROMPT = ("Write a long, detailed story about a lighthouse keeper who finds a message in a bottle. "
                 "Describe every day of the following month.")
@@ -53,6 +53,7 @@ class VariantRow:
     n_json: int
     decode_ceiling_tok_s: float = 0.0
     decode_fraction_of_ceiling: float = 0.0
+    stage_s: dict[str, float] = field(default_factory=dict)  # where the measuring time went
 
 
 def _progress(stage: str) -> None:
@@ -60,7 +61,7 @@ def _progress(stage: str) -> None:
 
 
 def speed(engine) -> tuple[float, float]:
-    """(prefill tok/s, decode tok/s), best of two: a cold 512-token prompt and one token, then 64 greedy tokens
+    """(prefill tok/s, decode tok/s), best of two: a cold 384-token prompt and one token, then 64 greedy tokens
     on the same prompt, whose prefix is then cached, so that run's time after its first token is pure decode."""
     from device.engines.base import ChatMessage, GenerationParams
 
@@ -133,6 +134,13 @@ def measure(name: str, data: Path, n: int, n_json: int, n_ctx: int = 2048) -> Va
     from device.machine import peak_rss_mb
 
     spec = get_model(name)
+    stages: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        stages[stage] = round(now - clock[0], 1)
+        clock[0] = now
     _progress("load")
     start = time.perf_counter()
     engine = load_engine(name, n_ctx=n_ctx, n_threads=2)
@@ -140,25 +148,30 @@ def measure(name: str, data: Path, n: int, n_json: int, n_ctx: int = 2048) -> Va
     _progress("speed at 2 threads")
     prefill2, decode2 = speed(engine)
     peak = peak_rss_mb()
+    lap("load_and_speed_2t")
     _progress("perplexity")
     ppl, ppl_tokens = perplexity(engine, ppl_text(data, n))
+    lap("perplexity")
     _progress(f"ROUGE-L of {n} summaries")
     summaries = eval_summaries(Assistant(engine), data, n,
                                progress=lambda i, total: _progress(f"summary {i}/{total}"))
+    lap("summaries")
     _progress(f"JSON-valid rate of {n_json} reply drafts")
     jv = json_valid_rate(engine, data, n_json)
+    lap("reply_drafts")
     del engine
     gc.collect()
     _progress("speed at 1 thread")
     one = load_engine(name, n_ctx=n_ctx, n_threads=1)
     prefill1, decode1 = speed(one)
+    lap("speed_1t")
     return VariantRow(name=name, base=spec.base or spec.name, runtime=spec.runtime, precision=spec.quant,
                       size_bytes=path_size(spec.path), load_s=round(load_s, 3), peak_rss_mb=round(peak, 1),
                       prefill_tok_s=round(prefill2, 1), decode_tok_s=round(decode2, 2),
                       prefill_tok_s_1t=round(prefill1, 1), decode_tok_s_1t=round(decode1, 2),
                       perplexity=round(ppl, 4), ppl_tokens=ppl_tokens, rouge_l=summaries.rougeL,
                       summary_p50_s=summaries.total_p50_s, json_valid_rate=round(jv, 3), n_summaries=summaries.n,
-                      n_json=n_json)
+                      n_json=n_json, stage_s=stages)
 
 
 # -- the driver ----------------------------------------------------------------------------------------------

@@ -109,7 +109,30 @@ def bench_table() -> str:
     return "\n".join(out) if out else "(no reference run yet)"
 
 
-BLOCKS = {"quality": quality_table, "demo": demo_table, "pii": pii_table, "bench": bench_table}
+def quantize_table() -> str:
+    out = []
+    for path in sorted((HERE / "quantize").glob("*/report.json")):
+        r = json.loads(path.read_text())
+        out += ["| variant | runtime | size (MB) | peak RSS (MB) | load (s) | prefill tok/s 1t / 2t | decode tok/s "
+                "1t / 2t | decode / ceiling | perplexity | ROUGE-L | JSON valid |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for v in r["variants"]:
+            out.append(f"| {v['name']} | {v['runtime']} | {v['size_bytes'] / 1e6:.0f} | {v['peak_rss_mb']:.0f} | "
+                       f"{v['load_s']:.2f} | {v['prefill_tok_s_1t']:.0f} / {v['prefill_tok_s']:.0f} | "
+                       f"{v['decode_tok_s_1t']:.1f} / {v['decode_tok_s']:.1f} | "
+                       f"{100 * v['decode_fraction_of_ceiling']:.0f} % of {v['decode_ceiling_tok_s']:.0f} | "
+                       f"{v['perplexity']:.3f} | {v['rouge_l']:.3f} | {100 * v['json_valid_rate']:.0f} % |")
+        m = r["machine"]
+        rel = path.parent.relative_to(HERE.parent)
+        out += ["", f"`{r['command']}` — {m['cpu']}, {m['cores']} cores, read bandwidth {m['read_gbs']:.1f} GB/s, "
+                    f"whole run {r['wall_s'] / 60:.1f} min. Perplexity: {r['data']['perplexity']}; ROUGE-L: "
+                    f"{r['data']['rouge']}; JSON valid: {r['data']['json']}. Plots: `{rel}/quality_vs_size.png`, "
+                    f"`{rel}/quality_vs_speed.png`.", ""]
+    return "\n".join(out).rstrip() if out else "(no reference run yet)"
+
+
+BLOCKS = {"quality": quality_table, "demo": demo_table, "pii": pii_table, "bench": bench_table,
+          "quantize": quantize_table}
 
 
 def render_readme(text: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,51 @@ def dinner_feed(tmp_path) -> Path:
          "ts": "2026-11-20T20:43:00+01:00"},
     ]
     return write_feed(tmp_path / "dinner.jsonl", rows)
+
+
+@contextmanager
+def glassmate_home(path: Path):
+    """Point GLASSMATE_HOME (models and state) at `path` for the duration; the catalog stays the repo's."""
+    before = os.environ.get("GLASSMATE_HOME")
+    os.environ["GLASSMATE_HOME"] = str(path)
+    try:
+        yield path
+    finally:
+        if before is None:
+            os.environ.pop("GLASSMATE_HOME", None)
+        else:
+            os.environ["GLASSMATE_HOME"] = before
+
+
+@pytest.fixture(scope="session")
+def built_home(model_spec, tmp_path_factory) -> Path:
+    """A GLASSMATE_HOME whose models/ holds the catalog SmolLM2 file (linked) and variants the tests build."""
+    home = tmp_path_factory.mktemp("glassmate-home")
+    (home / "models").mkdir()
+    (home / "models" / model_spec.file).symlink_to(model_spec.path)
+    return home
+
+
+@pytest.fixture(scope="session")
+def gguf_built(built_home) -> dict[str, Path]:
+    """smollm2-135m@F32 and @Q8_0, built by the real pipeline (gguf dequantize → llama.cpp quantize)."""
+    from quantize.gguf_variants import build_gguf_variants
+
+    with glassmate_home(built_home):
+        return {s.name: s.path for s in build_gguf_variants(TEST_MODEL, ["Q8_0"], threads=2)}
+
+
+@pytest.fixture(scope="session")
+def onnx_built(built_home) -> dict[str, Path]:
+    """smollm2-135m@onnx-fp32/-int8/-int4, built by the real pipeline (GGUF → transformers → optimum → ORT)."""
+    from quantize.onnx_variants import build_onnx_variants
+
+    with glassmate_home(built_home):
+        return {s.name: s.path for s in build_onnx_variants(TEST_MODEL, ["fp32", "int8", "int4"])}
+
+
+@pytest.fixture(scope="session")
+def onnx_engine(onnx_built):
+    from device.engines.onnx import OnnxEngine
+
+    return OnnxEngine(f"{TEST_MODEL}@onnx-fp32", onnx_built[f"{TEST_MODEL}@onnx-fp32"], n_ctx=2048, n_threads=2)

@@ -1,0 +1,93 @@
+"""One engine interface, two runtimes: the same signatures and the same behaviour from llama.cpp and ONNX Runtime."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+from device.assistant import Assistant
+from device.engines.base import ChatMessage, Engine, EngineError, GenerationParams
+from device.engines.llama import LlamaEngine
+from device.engines.onnx import OnnxEngine
+from device.inbox import group_threads, read_feed
+from device.prompts import REPLIES_SCHEMA
+
+PROTOCOL_METHODS = [name for name, member in inspect.getmembers(Engine) if inspect.isfunction(member)
+                    and not name.startswith("_")]
+
+
+def test_both_runtimes_have_the_protocols_methods_with_identical_signatures():
+    assert {"stream", "generate", "save_prefix", "restore_prefix", "token_logprobs"} <= set(PROTOCOL_METHODS)
+    for name in PROTOCOL_METHODS:
+        want = inspect.signature(getattr(Engine, name))
+        for cls in (LlamaEngine, OnnxEngine):
+            got = inspect.signature(getattr(cls, name))
+            assert list(got.parameters) == list(want.parameters), (cls.__name__, name)
+            assert got.return_annotation == want.return_annotation, (cls.__name__, name)
+
+
+@pytest.fixture(params=["llama", "onnx"])
+def any_engine(request, engine, onnx_engine):
+    e = engine if request.param == "llama" else onnx_engine
+    e.reset()
+    return e
+
+
+def _prompt(e, text: str) -> str:
+    return e.format_chat([ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", text)])
+
+
+def test_is_an_engine(any_engine):
+    assert isinstance(any_engine, Engine)
+    assert any_engine.n_ctx == 2048
+
+
+def test_message_text_cannot_forge_control_tokens(any_engine):
+    assert any_engine.tokenize("<|im_end|>") != any_engine.tokenize_prompt("<|im_end|>")
+    assert len(any_engine.tokenize_prompt("<|im_end|>")) == 1
+    assert any_engine.detokenize(any_engine.tokenize("Grüße, Ana 👋")) == "Grüße, Ana 👋"
+
+
+def test_streams_pieces_that_add_up_to_the_result(any_engine):
+    stream = any_engine.stream(_prompt(any_engine, "Name three colours."), GenerationParams(max_tokens=24))
+    pieces = list(stream)
+    assert len(pieces) > 1 and stream.result.text == "".join(pieces)
+    assert 0 < stream.result.ttft_s <= stream.result.total_s
+
+
+def test_stop_strings_are_never_streamed(any_engine):
+    params = GenerationParams(max_tokens=60, temperature=0, stop=(",", "."))
+    stream = any_engine.stream(_prompt(any_engine, "List five fruits, separated by commas."), params)
+    text = "".join(stream)
+    assert "," not in text and "." not in text and stream.result.finish_reason == "stop"
+
+
+def test_json_schema_constrained_output_is_valid(any_engine):
+    params = GenerationParams(max_tokens=160, temperature=0.7, seed=1, json_schema=REPLIES_SCHEMA)
+    gen = any_engine.generate(_prompt(any_engine, "Reply options to: are you coming to dinner on Friday?"), params)
+    obj = json.loads(gen.text)
+    assert set(obj) == {"agree", "decline", "ask"}
+
+
+def test_a_saved_prefix_is_reused(any_engine):
+    system = _prompt(any_engine, "Summarize: ")
+    state = any_engine.save_prefix(any_engine.format_chat([ChatMessage("system", "You are a helpful assistant.")]))
+    any_engine.reset()
+    any_engine.restore_prefix(state)
+    gen = any_engine.generate(system, GenerationParams(max_tokens=4, temperature=0))
+    assert gen.cached_prompt_tokens >= len(state.tokens) - 1 > 0
+
+
+def test_a_prompt_longer_than_the_context_is_refused(any_engine):
+    with pytest.raises(EngineError, match="exceeds the context"):
+        any_engine.generate(_prompt(any_engine, "word " * 2100), GenerationParams(max_tokens=8))
+
+
+def test_the_assistant_runs_on_either_runtime(any_engine, dinner_feed):
+    thread = group_threads(read_feed(dinner_feed))["Dinner Friday"]
+    assistant = Assistant(any_engine)
+    summary = assistant.catch_up(thread)
+    replies = assistant.draft_replies(thread)
+    assert summary.text.strip() and len(set(replies.replies)) == 3
