@@ -105,16 +105,18 @@ def requantize(src: Path, out: Path, kind: str, threads: int) -> Path:
 
 @contextlib.contextmanager
 def _captured_stderr():
-    """Point file descriptor 2 (where C libraries write) at a temporary file for the duration."""
+    """Send what C libraries write to fd 2, and what llama-cpp-python's log callback writes to sys.stderr, to a
+    temporary file for the duration."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "stderr.log"
         sys.stderr.flush()
         saved = os.dup(2)
-        with path.open("wb") as fh:
+        with path.open("w", encoding="utf-8", errors="replace") as fh, contextlib.redirect_stderr(fh):
             os.dup2(fh.fileno(), 2)
             try:
                 yield path
             finally:
+                fh.flush()
                 os.dup2(saved, 2)
                 os.close(saved)
 

@@ -72,12 +72,12 @@ def test_json_schema_constrained_output_is_valid(any_engine):
 
 
 def test_a_saved_prefix_is_reused(any_engine):
-    system = _prompt(any_engine, "Summarize: ")
-    state = any_engine.save_prefix(any_engine.format_chat([ChatMessage("system", "You are a helpful assistant.")]))
+    prompt = _prompt(any_engine, "Summarize: the bus leaves at nine.")
+    state = any_engine.save_prefix(prompt[:prompt.index("<|im_start|>user")])  # the system turn
     any_engine.reset()
     any_engine.restore_prefix(state)
-    gen = any_engine.generate(system, GenerationParams(max_tokens=4, temperature=0))
-    assert gen.cached_prompt_tokens >= len(state.tokens) - 1 > 0
+    gen = any_engine.generate(prompt, GenerationParams(max_tokens=4, temperature=0))
+    assert gen.cached_prompt_tokens == len(state.tokens) > 5
 
 
 def test_a_prompt_longer_than_the_context_is_refused(any_engine):
