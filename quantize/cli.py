@@ -57,17 +57,8 @@ def gguf_cmd(model: ModelOpt = "smollm2-135m",
              force: Annotated[bool, typer.Option(help="rebuild variants that exist")] = False,
              as_json: JsonOpt = False) -> None:
     """Dequantize MODEL to an exact F32 GGUF, then requantize it with llama.cpp to each type (MODEL@TYPE)."""
-    try:
-        kinds = parse_types(types)
-        with _progress() as bar:
-            task = bar.add_task("building", total=len(kinds) + 1)
-
-            def on(stage: str, i: int, n: int) -> None:
-                bar.update(task, description=stage, completed=i if stage.startswith("quantize") else 0)
-            specs = build_gguf_variants(model, kinds, threads=threads, force=force, progress=on)
-    except (QuantizeError, CatalogError) as exc:
-        raise _fail(str(exc)) from None
-    _show(specs, as_json)
+    _build(lambda: parse_types(types),
+           lambda kinds, on: build_gguf_variants(model, kinds, threads=threads, force=force, progress=on), as_json)
 
 
 @app.command("onnx")
@@ -76,12 +67,17 @@ def onnx_cmd(model: ModelOpt = "smollm2-135m",
              force: Annotated[bool, typer.Option(help="rebuild variants that exist")] = False,
              as_json: JsonOpt = False) -> None:
     """Export MODEL to an ONNX decoder with KV cache (MODEL@onnx-fp32) and quantize it (…@onnx-int8, …@onnx-int4)."""
+    _build(lambda: parse_precisions(precision),
+           lambda kinds, on: build_onnx_variants(model, kinds, force=force, progress=on), as_json)
+
+
+def _build(parse, build, as_json: bool) -> None:
+    """Parse the requested kinds, build them under a progress bar (stage i of n), then list what exists."""
     try:
-        wanted = parse_precisions(precision)
+        kinds = parse()
         with _progress() as bar:
-            task = bar.add_task("exporting", total=len(wanted) + 1)
-            specs = build_onnx_variants(model, wanted, force=force,
-                                        progress=lambda s, i, n: bar.update(task, description=s, completed=i))
+            task = bar.add_task("building", total=len(kinds) + 1)
+            specs = build(kinds, lambda stage, i, n: bar.update(task, description=stage, completed=i))
     except (QuantizeError, CatalogError) as exc:
         raise _fail(str(exc)) from None
     _show(specs, as_json)

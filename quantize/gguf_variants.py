@@ -132,13 +132,16 @@ def build_gguf_variants(model: str, types: list[str], threads: int = 2, force: b
     f32 = variant_spec(base, "F32", ".gguf", "llama", f"glassmate quantize gguf --model {base.name} --types F32")
     built: list[ModelSpec] = []
     if force or not _registered_and_present(f32.name):
-        dequantize_to_f32(base, f32.path, lambda i, n: progress and progress("dequantize → F32", i, n))
+        def on_tensor(i: int, n: int) -> None:
+            if progress:
+                progress(f"dequantize → F32: tensor {i}/{n}", 0, len(types))
+        dequantize_to_f32(base, f32.path, on_tensor)
         register_variant(f32)
     built.append(get_model(f32.name))
     for i, kind in enumerate(t for t in types if t != "F32"):
         spec = variant_spec(base, kind, ".gguf", "llama", made_by)
         if progress:
-            progress(f"quantize → {kind}", i, len(types))
+            progress(f"quantize → {kind}", i + 1, len(types))
         if force or not _registered_and_present(spec.name):
             requantize(f32.path, spec.path, kind, threads)
             register_variant(spec)
