@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,6 +110,19 @@ class Stopwatch:
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+def default_threads() -> int:
+    """Every core this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def run_to_end(stream: TokenStream) -> Generation:
+    """Drain a stream; its Generation (what `Engine.generate` returns)."""
+    for _ in stream:
+        pass
+    assert stream.result is not None
+    return stream.result
 
 
 def stop_prefix_len(text: str, stops: tuple[str, ...]) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import ctypes
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,14 +21,12 @@ from device.engines.base import (
     Stopwatch,
     TokenStream,
     common_prefix,
+    default_threads,
+    run_to_end,
     stop_prefix_len,
 )
 
 RUNTIME = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
-
-
-def default_threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 class LlamaEngine:
@@ -139,11 +136,7 @@ class LlamaEngine:
                                    cached)
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:
-        stream = self.stream(prompt, params)
-        for _ in stream:
-            pass
-        assert stream.result is not None
-        return stream.result
+        return run_to_end(self.stream(prompt, params))
 
     def reset(self) -> None:
         """Forget everything in the context (benchmarks measure cold prompts with it)."""

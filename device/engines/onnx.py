@@ -10,7 +10,6 @@ llguidance's token mask compiled from the JSON schema. The only module in glassm
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,8 @@ from device.engines.base import (
     Stopwatch,
     TokenStream,
     common_prefix,
+    default_threads,
+    run_to_end,
     stop_prefix_len,
 )
 
@@ -37,10 +38,6 @@ PREFILL_CHUNK = 256  # tokens per prefill call: bounds the logits buffer (chunk 
 REPEAT_WINDOW = 64  # llama.cpp's default penalty window
 TOP_K = 40
 MIN_P = 0.05
-
-
-def default_threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 class OnnxEngine:
@@ -314,11 +311,7 @@ class OnnxEngine:
         return int(top[self._rng.choice(len(top), p=p)])
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:
-        stream = self.stream(prompt, params)
-        for _ in stream:
-            pass
-        assert stream.result is not None
-        return stream.result
+        return run_to_end(self.stream(prompt, params))
 
 
 def _token_text(tok) -> str | None:
