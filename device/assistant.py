@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from device import prompts
 from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
+from device.faithfulness import unsupported
 from device.inbox import Message, Thread
 from device.kvcache import ThreadKVCache
 from device.privacy import hostile
@@ -42,6 +43,8 @@ class Result:
     attempts: int = 1
     cached_prompt_tokens: int = 0  # prompt tokens whose KV state was reused
     flags: list[str] = field(default_factory=list)  # hostile-text warnings for the wearer, e.g. "Ann: prompt-injection"
+    guard: str = ""  # faithfulness guard: "" (first summary supported), "regenerated" or "extractive"
+    unsupported: list[str] = field(default_factory=list)  # what the first summary claimed that the chat lacks
 
     def timings(self) -> dict[str, float]:
         return {"ttft_s": round(self.ttft_s, 3), "total_s": round(self.total_s, 3)}
@@ -57,6 +60,8 @@ class Result:
             out["chunks"] = self.chunks
         if self.flags:
             out["flags"] = self.flags
+        if self.guard:
+            out["guard"] = {"action": self.guard, "unsupported": self.unsupported}
         return out
 
 
@@ -94,10 +99,29 @@ def normalise(reply: str) -> str:
     return re.sub(r"[^a-z0-9 ]", "", reply.lower()).strip()
 
 
+_SPECIFIC = re.compile(r"\d|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\?", re.I)
+
+
+def extractive_summary(messages: list[Message], most: int = 3, width: int = 120) -> str:
+    """The guard's fallback: the messages most likely to matter (times, numbers, days, questions; later ones
+    first), quoted in their order. Every word comes from the chat, so nothing in it is unsupported."""
+    ranked = sorted(range(len(messages)), key=lambda i: (len(_SPECIFIC.findall(messages[i].text)) > 0, i),
+                    reverse=True)[:most]
+    parts = []
+    for i in sorted(ranked):
+        m = messages[i]
+        text = " ".join(prompts.neutralise(m.text).split())
+        if len(text) > width:
+            text = text[:width].rsplit(" ", 1)[0] + " …"
+        parts.append(f"{prompts.speaker(m)}: {text}")
+    return " · ".join(parts)
+
+
 class Assistant:
     def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
-                 kv: ThreadKVCache | None = None):
+                 kv: ThreadKVCache | None = None, guard: bool = True):
         self.engine = engine
+        self.guard = guard  # check every summary against its chat before it is shown
         self.temperature = temperature
         self.reuse_prefixes = reuse_prefixes
         self.kv = kv  # per-thread KV state: a catch-up after one more message costs only that message
@@ -157,7 +181,32 @@ class Assistant:
         header = prompts.thread_header(thread.name, thread.participants)
         lines = [prompts.message_line(m) for m in todo]
         result = self.summarize_lines(header, lines, cache_key=thread.name)
+        if self.guard:
+            result = self._guard(result, header, lines, todo)
         result.flags = message_flags(todo)
+        return result
+
+    def _guard(self, result: Result, header: str, lines: list[str], messages: list[Message]) -> Result:
+        """Never show a summary naming a person, number, time or date the chat does not contain: try once more
+        with a stricter prompt (greedy), then fall back to quoting the key messages."""
+        source = header + "\n" + "\n".join(lines)
+        bad = unsupported(result.text, source)
+        if not bad:
+            return result
+        result.unsupported = [s.text for s in bad]
+        clock = Stopwatch()
+        if result.chunks == 1:
+            gen = self._run(prompts.strict_summary_messages(header, lines),
+                            GenerationParams(max_tokens=SUMMARY_TOKENS, temperature=0.0))
+            text = clean_text(gen.text)
+            result.prompt_tokens += gen.prompt_tokens
+            result.completion_tokens += gen.completion_tokens
+            if text and not unsupported(text, source):
+                result.text, result.guard = text, "regenerated"
+                result.total_s += clock.elapsed
+                return result
+        result.text, result.guard = extractive_summary(messages), "extractive"
+        result.total_s += clock.elapsed
         return result
 
     def summarize_lines(self, header: str, lines: list[str], cache_key: str | None = None) -> Result:

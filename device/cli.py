@@ -302,21 +302,23 @@ def eval_summaries_cmd(
     data: Annotated[Path, typer.Option(help="DialogSum-format JSONL (dialogue + summary fields)")],
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     n: Annotated[int, typer.Option("--n", help="first N dialogues")] = 20,
+    guard: Annotated[bool, typer.Option(help="the faithfulness guard (measure with it on and off)")] = True,
     out: Annotated[Path | None, typer.Option(help="write the full result (with every sample) here")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """ROUGE-1/2/L, instruction-echo and empty rates, and latency of catch-up summaries."""
-    from device.evaluation import eval_summaries, to_json
+    """ROUGE-1/2/L, unsupported-span (faithfulness), echo and empty rates, and latency of catch-up summaries."""
+    from device.evaluation import eval_summaries, to_json, worst
     from device.machine import machine_info
 
     with clear_errors():
         assistant = _open_assistant(model, threads, n_ctx)
+        assistant.guard = guard
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             task = progress.add_task(f"summarizing with {assistant.engine.name}", total=n)
             result = eval_summaries(assistant, data, n,
                                     progress=lambda done, total: progress.update(task, completed=done, total=total))
-    summary = to_json(result, with_samples=False)
+    summary = to_json(result, with_samples=False) | {"adapter": None}
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         full = to_json(result) | {"data": str(data), "machine": machine_info(),
@@ -325,13 +327,18 @@ def eval_summaries_cmd(
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    table = Table(title=f"catch-up summaries on {data.name} (n={result.n})")
-    for key in ("model", "rouge1", "rouge2", "rougeL", "echo_rate", "empty_rate", "mean_words", "ttft_p50_s",
-                "total_p50_s"):
-        table.add_column(key)
-    table.add_row(*(str(summary[k]) for k in ("model", "rouge1", "rouge2", "rougeL", "echo_rate", "empty_rate",
-                                              "mean_words", "ttft_p50_s", "total_p50_s")))
+    keys = ("model", "guard", "rouge1", "rouge2", "rougeL", "unsupported_rate", "guard_rate", "echo_rate",
+            "empty_rate", "mean_words", "ttft_p50_s", "total_p50_s")
+    table = Table(*keys, title=f"catch-up summaries on {data.name} (n={result.n})")
+    table.add_row(*(str(summary[k]) for k in keys))
     console.print(table)
+    console.print("[bold]The 10 cases to read first[/] (unsupported spans, echoes/copies, lowest ROUGE-L):")
+    for s in worst(result):
+        why = ", ".join(filter(None, [f"unsupported: {', '.join(s['unsupported'])}" if s["unsupported"] else "",
+                                      "echo" if s["echo"] else "", "copy" if s["copy"] else "",
+                                      f"guard: {s['guard']}" if s["guard"] else ""]))
+        console.print(f"- {s['id']} (ROUGE-L {s['rougeL']:.2f}{'; ' + why if why else ''})\n  {s['summary'][:300]}",
+                      highlight=False)
 
 
 @app.command()

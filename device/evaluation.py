@@ -14,6 +14,7 @@ from pathlib import Path
 
 from device import prompts
 from device.assistant import Assistant
+from device.faithfulness import unsupported
 from device.inbox import FeedError, Message, group_threads
 
 _TURN = re.compile(r"^\s*#?([^#:]{1,40})#?\s*:\s*(.*)$")
@@ -87,6 +88,10 @@ class SummaryEval:
     echo_rate: float
     copy_rate: float
     empty_rate: float
+    unsupported_rate: float  # summaries shown with a name/number/time/date the dialogue lacks
+    guard_rate: float  # summaries the faithfulness guard replaced (regenerated or extractive)
+    extractive_rate: float
+    guard: bool
     mean_words: float
     ttft_p50_s: float
     total_p50_s: float
@@ -111,6 +116,8 @@ def eval_summaries(assistant: Assistant, data: Path, n: int = 20, progress=None)
                 for k in ("rouge1", "rouge2", "rougeL")}
         samples.append({"id": name, "summary": result.text, "reference": refs[0], **best,
                         "echo": is_echo(result.text), "copy": copies_transcript(result.text, row["dialogue"]),
+                        "unsupported": [s.text for s in unsupported(result.text, row["dialogue"])],
+                        "guard": result.guard, "first_unsupported": result.unsupported,
                         "empty": not result.text.strip(),
                         "ttft_s": result.ttft_s, "total_s": result.total_s, "chunks": result.chunks})
         if progress:
@@ -121,11 +128,20 @@ def eval_summaries(assistant: Assistant, data: Path, n: int = 20, progress=None)
     return SummaryEval(
         model=assistant.engine.name, n=len(samples), rouge1=mean("rouge1"), rouge2=mean("rouge2"),
         rougeL=mean("rougeL"), echo_rate=mean("echo"), copy_rate=mean("copy"), empty_rate=mean("empty"),
+        unsupported_rate=round(statistics.fmean(bool(s["unsupported"]) for s in samples), 4),
+        guard_rate=round(statistics.fmean(bool(s["guard"]) for s in samples), 4),
+        extractive_rate=round(statistics.fmean(s["guard"] == "extractive" for s in samples), 4),
+        guard=assistant.guard,
         mean_words=round(statistics.fmean(len(s["summary"].split()) for s in samples), 1),
         ttft_p50_s=round(statistics.median(s["ttft_s"] for s in samples), 3),
         total_p50_s=round(statistics.median(s["total_s"] for s in samples), 3),
         total_mean_s=round(statistics.fmean(s["total_s"] for s in samples), 3),
         n_threads=getattr(assistant.engine, "n_threads", 0), samples=samples)
+
+
+def worst(result: SummaryEval, k: int = 10) -> list[dict]:
+    """The cases to read first: unsupported spans, then echoes and copies, then the lowest ROUGE-L."""
+    return sorted(result.samples, key=lambda s: (-len(s["unsupported"]), -(s["echo"] or s["copy"]), s["rougeL"]))[:k]
 
 
 def to_json(result: SummaryEval, with_samples: bool = True) -> dict:

@@ -92,6 +92,16 @@ def notify_messages(m: Message) -> list[ChatMessage]:
             ChatMessage("user", f"Chat: {neutralise(m.thread)}\n{fence([message_line(m)])}\nNotification line:")]
 
 
+STRICT_SUMMARY_SYSTEM = ("You summarize chat messages in 1 to 3 short sentences. Use only names, numbers, times, "
+                         "dates and places that are written in the messages; if unsure, leave them out. " + GUARD)
+
+
+def strict_summary_messages(header: str, lines: list[str]) -> list[ChatMessage]:
+    """The faithfulness guard's second try, after a summary named something the chat does not contain."""
+    return [ChatMessage("system", STRICT_SUMMARY_SYSTEM),
+            ChatMessage("user", f"{header}\n{fence(lines)}\nSummarize these messages, using only their facts.")]
+
+
 def summary_messages(header: str, lines: list[str]) -> list[ChatMessage]:
     return [ChatMessage("system", SUMMARY_SYSTEM),
             ChatMessage("user", f"{header}\n{fence(lines)}\nSummarize these messages.")]
