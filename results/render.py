@@ -109,6 +109,22 @@ def bench_table() -> str:
     return "\n".join(out) if out else "(no reference run yet)"
 
 
+def faithfulness_table() -> str:
+    rows = [json.loads(p.read_text()) for p in sorted((HERE / "quality").glob("guard-*.json"))]
+    if not rows:
+        return "(no reference run yet)"
+    rows.sort(key=lambda r: (r["model"], r["guard"]))
+    out = ["| model | guard | n | unsupported (shown) | guard acted | of which extractive | ROUGE-L | total p50 (s) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['model']} | {'on' if r['guard'] else 'off'} | {r['n']} | "
+                   f"{100 * r['unsupported_rate']:.0f} % | {100 * r['guard_rate']:.0f} % | "
+                   f"{100 * r['extractive_rate']:.0f} % | {r['rougeL']:.3f} | {r['total_p50_s']:.2f} |")
+    out += ["", f"Command per row: `{rows[0]['command']}` (model and `--guard/--no-guard` varied); samples in "
+                f"`results/quality/guard-*.json`."]
+    return "\n".join(out)
+
+
 def quantize_table() -> str:
     out = []
     for path in sorted((HERE / "quantize").glob("*/report.json")):
@@ -132,7 +148,7 @@ def quantize_table() -> str:
 
 
 BLOCKS = {"quality": quality_table, "demo": demo_table, "pii": pii_table, "bench": bench_table,
-          "quantize": quantize_table}
+          "quantize": quantize_table, "faithfulness": faithfulness_table}
 
 
 def render_readme(text: str) -> str:
