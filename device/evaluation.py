@@ -116,7 +116,8 @@ def eval_summaries(assistant: Assistant, data: Path, n: int = 20, progress=None)
                 for k in ("rouge1", "rouge2", "rougeL")}
         samples.append({"id": name, "summary": result.text, "reference": refs[0], **best,
                         "echo": is_echo(result.text), "copy": copies_transcript(result.text, row["dialogue"]),
-                        "unsupported": [s.text for s in unsupported(result.text, row["dialogue"])],
+                        "unsupported": [s.text for s in unsupported(result.text, prompts.chat_source(
+                            thread.name, thread.participants, thread.messages))],
                         "guard": result.guard, "first_unsupported": result.unsupported,
                         "empty": not result.text.strip(),
                         "ttft_s": result.ttft_s, "total_s": result.total_s, "chunks": result.chunks})

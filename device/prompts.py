@@ -87,6 +87,11 @@ def thread_header(thread_name: str, participants: list[str], most: int = 8) -> s
     return f"Chat: {neutralise(thread_name)} (with {who})"
 
 
+def chat_source(thread_name: str, participants: list[str], messages) -> str:
+    """The chat as the model sees it (header and timestamped lines): what a summary's claims must come from."""
+    return thread_header(thread_name, participants) + "\n" + "\n".join(message_line(m) for m in messages)
+
+
 def notify_messages(m: Message) -> list[ChatMessage]:
     return [ChatMessage("system", NOTIFY_SYSTEM),
             ChatMessage("user", f"Chat: {neutralise(m.thread)}\n{fence([message_line(m)])}\nNotification line:")]
