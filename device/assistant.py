@@ -45,6 +45,8 @@ class Result:
     flags: list[str] = field(default_factory=list)  # hostile-text warnings for the wearer, e.g. "Ann: prompt-injection"
     guard: str = ""  # faithfulness guard: "" (first summary supported), "regenerated" or "extractive"
     unsupported: list[str] = field(default_factory=list)  # what the first summary claimed that the chat lacks
+    json_valid: bool = True  # replies: the first answer parsed as the JSON asked for
+    first_identical: bool = False  # replies: the first answer held two identical drafts (before repair)
 
     def timings(self) -> dict[str, float]:
         return {"ttft_s": round(self.ttft_s, 3), "total_s": round(self.total_s, 3)}
@@ -119,13 +121,18 @@ def extractive_summary(messages: list[Message], most: int = 3, width: int = 120)
 
 class Assistant:
     def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
-                 kv: ThreadKVCache | None = None, guard: bool = True):
+                 kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[str, str] | None = None):
         self.engine = engine
+        self.adapters = dict(adapters or {})  # task -> adapter loaded in the engine; other tasks run the bare model
         self.guard = guard  # check every summary against its chat before it is shown
         self.temperature = temperature
         self.reuse_prefixes = reuse_prefixes
         self.kv = kv  # per-thread KV state: a catch-up after one more message costs only that message
-        self._prefixes: dict[str, PrefixState] = {}
+        self._prefixes: dict[tuple[str, str], PrefixState] = {}
+
+    def _task(self, task: str) -> None:
+        """Put the task's adapter (or the bare model) in effect before its first token."""
+        self.engine.use_adapter(self.adapters.get(task))
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _prompt(self, messages: list[ChatMessage]) -> str:
@@ -145,12 +152,13 @@ class Assistant:
     def _restore_system_prefix(self, prompt: str, system: str) -> None:
         """Each task's system prompt is evaluated once; later calls restore its KV state instead of
         recomputing it, so time to first token pays only for the messages themselves."""
-        state = self._prefixes.get(system)
+        key = (self.engine.identity, system)
+        state = self._prefixes.get(key)
         if state is None:
             cut = prompt.find(system)
             if cut < 0:
                 return
-            self._prefixes[system] = self.engine.save_prefix(prompt[: cut + len(system)])
+            self._prefixes[key] = self.engine.save_prefix(prompt[: cut + len(system)])
         else:
             self.engine.restore_prefix(state)
 
@@ -166,6 +174,7 @@ class Assistant:
     # -- tasks ----------------------------------------------------------------------------------------
     def notify(self, message: Message) -> Result:
         """A one-line notification for a newly arrived message."""
+        self._task("notify")
         params = GenerationParams(max_tokens=NOTIFY_TOKENS, temperature=self.temperature, stop=("\n",))
         msgs = prompts.notify_messages(self._fit_message(message, NOTIFY_TOKENS))
         gen = self._run(msgs, params)
@@ -176,6 +185,7 @@ class Assistant:
     def catch_up(self, thread: Thread, messages: list[Message] | None = None) -> Result:
         """A summary of the thread's unread messages (or of `messages`), chunked when it exceeds the context."""
         todo = messages if messages is not None else thread.unread
+        self._task("catch_up")
         if not todo:
             return Result("catch_up", "No unread messages.", self.engine.name, 0.0, 0.0)
         header = prompts.thread_header(thread.name, thread.participants)
@@ -313,6 +323,7 @@ class Assistant:
         """Three short, distinct replies (agree / decline / ask) in the wearer's voice, JSON-constrained."""
         if n != 3:
             raise AssistantError("draft_replies produces exactly three drafts: agree, decline, ask")
+        self._task("draft_replies")
         clock = Stopwatch()
         header = prompts.thread_header(thread.name, thread.participants)
         lines = self._recent_lines(thread, REPLIES_TOKENS, prompts.replies_messages, header)
@@ -322,6 +333,9 @@ class Assistant:
         first = gen
         prompt_tokens, completion_tokens = gen.prompt_tokens, gen.completion_tokens
         replies = self._parse_replies(gen.text)
+        json_valid = all(replies)  # parsed, with all three drafts present
+        filled = [normalise(r) for r in replies if normalise(r)]
+        first_identical = len(set(filled)) < len(filled)
         attempts = 1
         # Repair duplicates or blanks slot by slot, hotter each time, so the wearer always gets three choices.
         for key_index in range(3):
@@ -340,7 +354,8 @@ class Assistant:
         if not all(self._slot_ok(replies, i) for i in range(3)):
             raise AssistantError(f"could not draft three distinct replies after {attempts} attempts: {replies}")
         return Result("replies", " | ".join(replies), self.engine.name, first.ttft_s, clock.elapsed,
-                      prompt_tokens, completion_tokens, replies=replies, attempts=attempts)
+                      prompt_tokens, completion_tokens, replies=replies, attempts=attempts, json_valid=json_valid,
+                      first_identical=first_identical)
 
     @staticmethod
     def _parse_replies(text: str) -> list[str]:
@@ -363,6 +378,7 @@ class Assistant:
         """Dictated words → a sendable reply for this thread."""
         if not dictation.strip():
             raise AssistantError("nothing was dictated")
+        self._task("polish")
         header = prompts.thread_header(thread.name, thread.participants)
         lines = self._recent_lines(thread, POLISH_TOKENS, lambda h, ls: prompts.polish_messages(h, ls, dictation),
                                    header)

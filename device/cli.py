@@ -46,6 +46,8 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog mod
                                               "built variant: NAME@Q8_0, NAME@onnx-int8 (glassmate quantize)")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads (default: all cores)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+AdaptersOpt = Annotated[bool, typer.Option("--adapters/--no-adapters", help="use the task adapters built for this "
+                                           "model (glassmate adapters build); llama.cpp models only")]
 CtxOpt = Annotated[int | None, typer.Option("--n-ctx", help="context size in tokens (default: the catalog's)")]
 
 
@@ -161,11 +163,15 @@ def models_verify(
 
 
 # -- assistant commands ------------------------------------------------------------------------------------
-def _open_assistant(model: str | None, threads: int | None, n_ctx: int | None) -> Assistant:
+def _open_assistant(model: str | None, threads: int | None, n_ctx: int | None, adapters: bool = True,
+                    adapter_files: dict[str, Path] | None = None) -> Assistant:
+    from device.adapters import attach
+
     name = model or catalog.default_model()
     with err.status(f"loading {name}…"):
         engine = load_engine(name, n_ctx=n_ctx, n_threads=threads)
-    return Assistant(engine)
+        tasks = attach(engine, name, adapter_files, registered=adapters)
+    return Assistant(engine, adapters=tasks)
 
 
 def _single_thread(path: Path, thread: str | None) -> Thread:
@@ -183,20 +189,21 @@ ThreadOpt = Annotated[str | None, typer.Option("--thread", help="thread name, wh
 
 
 def _thread_and_assistant(path: Path, thread: str | None, model: str | None, threads: int | None,
-                          n_ctx: int | None) -> tuple[Thread, Assistant]:
+                          n_ctx: int | None, adapters: bool = True,
+                          adapter_files: dict[str, Path] | None = None) -> tuple[Thread, Assistant]:
     """The thread first (a bad file fails before a model loads), then the assistant."""
-    return _single_thread(path, thread), _open_assistant(model, threads, n_ctx)
+    return _single_thread(path, thread), _open_assistant(model, threads, n_ctx, adapters, adapter_files)
 
 
 @app.command()
 def summarize(
     path: Annotated[Path, typer.Argument(help="a JSONL thread file: {thread, sender, text, ts} per line")],
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, thread: ThreadOpt = None,
-    as_json: JsonOpt = False,
+    adapters: AdaptersOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """Summarize a thread and draft three replies."""
     with clear_errors():
-        t, assistant = _thread_and_assistant(path, thread, model, threads, n_ctx)
+        t, assistant = _thread_and_assistant(path, thread, model, threads, n_ctx, adapters)
         start = time.perf_counter()
         with err.status("summarizing…"):
             summary = assistant.catch_up(t, t.messages)
@@ -218,15 +225,20 @@ def reply(
     path: Annotated[Path, typer.Argument(help="a JSONL thread file")],
     dictate: Annotated[str | None, typer.Option("--dictate", help="dictated words to polish into a reply")] = None,
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, thread: ThreadOpt = None,
+    adapters: AdaptersOpt = True,
+    adapter: Annotated[Path | None, typer.Option(help="a GGUF LoRA adapter file for the reply drafts (e.g. a "
+                                                      "personalized one from `glassmate fl`)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Draft three replies to a thread (or, with --dictate, polish dictated words into one)."""
     with clear_errors():
-        t, assistant = _thread_and_assistant(path, thread, model, threads, n_ctx)
+        t, assistant = _thread_and_assistant(path, thread, model, threads, n_ctx, adapters,
+                                             {"draft_replies": adapter} if adapter else None)
         with err.status("drafting…"):
             result = assistant.polish(dictate, t) if dictate is not None else assistant.draft_replies(t)
     if as_json:
-        out = {"thread": t.name, "model": result.model, "timings": result.timings()}
+        out = {"thread": t.name, "model": result.model, "adapter": assistant.adapters.get(result.kind if
+               dictate is None else "polish"), "timings": result.timings()}
         out.update({"reply": result.text} if dictate is not None else {"replies": result.replies})
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return
@@ -243,7 +255,7 @@ def demo(
     feed: Annotated[Path | None, typer.Option(help="JSONL feed to replay (default: the bundled sample inbox)")] = None,
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     realtime: Annotated[bool, typer.Option(help="replay with the feed's own timing (gaps capped at 3 s)")] = False,
-    as_json: JsonOpt = False,
+    adapters: AdaptersOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """Replay an inbox through the assistant: per arriving burst, a notification, a catch-up and three replies."""
     with clear_errors():
@@ -255,7 +267,7 @@ def demo(
         spec = catalog.get_model(model or catalog.default_model())
         if not spec.is_fetched():  # the demo is the zero-configuration path: fetch what it needs
             _fetch_with_progress(spec, force=False)
-        assistant = _open_assistant(spec.name, threads, n_ctx)
+        assistant = _open_assistant(spec.name, threads, n_ctx, adapters)
         db = state_dir() / "demo.db"
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
@@ -303,31 +315,44 @@ def eval_summaries_cmd(
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     n: Annotated[int, typer.Option("--n", help="first N dialogues")] = 20,
     guard: Annotated[bool, typer.Option(help="the faithfulness guard (measure with it on and off)")] = True,
-    out: Annotated[Path | None, typer.Option(help="write the full result (with every sample) here")] = None,
+    adapters: AdaptersOpt = True,
+    out: Annotated[Path | None, typer.Option(help="write the full result (scores of every sample) here")] = None,
+    keep_text: Annotated[bool, typer.Option(help="also write each summary and reference into --out (keep such "
+                                                 "files out of the repository: DialogSum is non-commercial)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """ROUGE-1/2/L, unsupported-span (faithfulness), echo and empty rates, and latency of catch-up summaries."""
+    from device.adapters import load_adapters
     from device.evaluation import eval_summaries, to_json, worst
     from device.machine import machine_info
 
     with clear_errors():
-        assistant = _open_assistant(model, threads, n_ctx)
+        assistant = _open_assistant(model, threads, n_ctx, adapters)
         assistant.guard = guard
+        adapter = assistant.adapters.get("catch_up")
+        exclude = load_adapters()[adapter].training_ids() if adapter else set()
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             task = progress.add_task(f"summarizing with {assistant.engine.name}", total=n)
-            result = eval_summaries(assistant, data, n,
+            result = eval_summaries(assistant, data, n, exclude_ids=exclude,
                                     progress=lambda done, total: progress.update(task, completed=done, total=total))
-    summary = to_json(result, with_samples=False) | {"adapter": None}
+    summary = to_json(result, with_samples=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
+        spec = catalog.require_model(assistant.engine.name)
         full = to_json(result) | {"data": str(data), "machine": machine_info(),
+                                  "model_bytes": catalog.path_size(spec.path),
+                                  "adapter_bytes": load_adapters()[adapter].size if adapter else 0,
                                   "command": " ".join(["glassmate", *sys.argv[1:]])}
+        if not keep_text:
+            for sample in full["samples"]:
+                sample.pop("summary", None)
+                sample.pop("reference", None)
         out.write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    keys = ("model", "guard", "rouge1", "rouge2", "rougeL", "unsupported_rate", "guard_rate", "echo_rate",
+    keys = ("model", "adapter", "guard", "rouge1", "rouge2", "rougeL", "unsupported_rate", "guard_rate", "echo_rate",
             "empty_rate", "mean_words", "ttft_p50_s", "total_p50_s")
     table = Table(*keys, title=f"catch-up summaries on {data.name} (n={result.n})")
     table.add_row(*(str(summary[k]) for k in keys))
@@ -339,6 +364,45 @@ def eval_summaries_cmd(
                                       f"guard: {s['guard']}" if s["guard"] else ""]))
         console.print(f"- {s['id']} (ROUGE-L {s['rougeL']:.2f}{'; ' + why if why else ''})\n  {s['summary'][:300]}",
                       highlight=False)
+
+
+@eval_app.command("replies")
+def eval_replies_cmd(
+    data: Annotated[Path, typer.Option(help="a folder of IRC *.raw.txt + *.annotation.txt (ubuntu_irc/dev)")],
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
+    n: Annotated[int, typer.Option("--n", help="reply pairs ranked (true reply among 10 candidates)")] = 50,
+    n_drafts: Annotated[int, typer.Option("--n-drafts", help="threads drafted for the diversity numbers")] = 30,
+    seed: Annotated[int, typer.Option(help="which pairs and distractors")] = 0,
+    out: Annotated[Path | None, typer.Option(help="write the result JSON here too")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reply ranking (MRR, P@1 of the true reply among 10) and draft diversity (distinct-1/2, similarity)."""
+    from device.machine import machine_info
+    from device.reply_evaluation import eval_replies, to_json
+
+    with clear_errors():
+        assistant = _open_assistant(model, threads, n_ctx, adapters)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, transient=True) as progress:
+            bars: dict[str, int] = {}
+
+            def tick(stage: str, done: int, total: int) -> None:
+                if stage not in bars:
+                    bars[stage] = progress.add_task(f"{stage} with {assistant.engine.name}", total=total)
+                progress.update(bars[stage], completed=done, total=total)
+            result = eval_replies(assistant, data, n_rank=n, n_drafts=n_drafts, seed=seed, progress=tick)
+    summary = to_json(result)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary | {"data": data.name, "seed": seed, "machine": machine_info(),
+                                             "command": " ".join(["glassmate", *sys.argv[1:]])}, indent=2) + "\n")
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    table = Table("metric", "value", title=f"reply drafts on {data.name} ({assistant.engine.name})")
+    for k, v in summary.items():
+        table.add_row(k, str(v))
+    console.print(table)
 
 
 @app.command()

@@ -81,6 +81,7 @@ def copies_transcript(summary: str, dialogue: str, run: int = 10) -> bool:
 @dataclass
 class SummaryEval:
     model: str
+    adapter: str | None  # the catch_up adapter in effect (None: the bare model)
     n: int
     rouge1: float
     rouge2: float
@@ -100,11 +101,18 @@ class SummaryEval:
     samples: list[dict] = field(default_factory=list)
 
 
-def eval_summaries(assistant: Assistant, data: Path, n: int = 20, progress=None) -> SummaryEval:
+def eval_summaries(assistant: Assistant, data: Path, n: int = 20, progress=None,
+                   exclude_ids: set[str] | frozenset[str] = frozenset()) -> SummaryEval:
+    """`exclude_ids`: the rows that trained the adapter in use; scoring one of them is refused, not skipped."""
     from rouge_score import rouge_scorer  # an evaluation extra, not a glasses-runtime dependency
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     rows = read_dialogsum(data, n)
+    seen = [r.get("fname", f"dialogue-{i}") for i, r in enumerate(rows) if r.get("fname", f"dialogue-{i}")
+            in exclude_ids]
+    if seen:
+        raise FeedError(f"{len(seen)} of the first {len(rows)} rows of {data} trained the adapter in use (e.g. "
+                        f"{seen[0]}); evaluate on rows it never saw, or pass --no-adapters")
     samples = []
     for i, row in enumerate(rows):
         name = row.get("fname", f"dialogue-{i}")
@@ -127,7 +135,8 @@ def eval_summaries(assistant: Assistant, data: Path, n: int = 20, progress=None)
     def mean(key: str) -> float:
         return round(statistics.fmean(float(s[key]) for s in samples), 4)
     return SummaryEval(
-        model=assistant.engine.name, n=len(samples), rouge1=mean("rouge1"), rouge2=mean("rouge2"),
+        model=assistant.engine.name, adapter=assistant.adapters.get("catch_up"), n=len(samples),
+        rouge1=mean("rouge1"), rouge2=mean("rouge2"),
         rougeL=mean("rougeL"), echo_rate=mean("echo"), copy_rate=mean("copy"), empty_rate=mean("empty"),
         unsupported_rate=round(statistics.fmean(bool(s["unsupported"]) for s in samples), 4),
         guard_rate=round(statistics.fmean(bool(s["guard"]) for s in samples), 4),

@@ -41,10 +41,10 @@ class ThreadKVCache:
         return hashlib.sha256(thread.encode()).hexdigest()
 
     def _name(self, thread_id: str) -> str:
-        return f"{thread_id}-{self.engine.name}-{PROMPT_VERSION}.kv"
+        return f"{thread_id}-{self.engine.identity}-{PROMPT_VERSION}.kv"
 
     def _aad(self, thread_id: str) -> bytes:
-        return f"kv:{thread_id}:{self.engine.name}:{PROMPT_VERSION}".encode()
+        return f"kv:{thread_id}:{self.engine.identity}:{PROMPT_VERSION}".encode()
 
     # -- lookup ---------------------------------------------------------------------------------------------
     def restore(self, thread: str, prompt: str) -> int:
@@ -60,7 +60,7 @@ class ThreadKVCache:
             if a != b:
                 break
             shared += 1
-        if state.model != self.engine.name or shared < len(state.tokens) - BOUNDARY_SLACK:
+        if state.model != self.engine.identity or shared < len(state.tokens) - BOUNDARY_SLACK:
             self.drop(thread)  # an earlier message changed, or the prompt did: never reuse a stale state
             self.misses += 1
             return 0

@@ -37,6 +37,9 @@ REPLIES_SYSTEM = ("You help me answer my chat messages. I am 'Me' in the chat. S
                   "what was actually said): 'agree' says yes or agrees, 'decline' says no or declines kindly, "
                   "'ask' asks the others one useful question about it. Answer in JSON. " + GUARD)
 
+NEXT_SYSTEM = ("You help me answer my chat messages. I am 'Me' in the chat. Write the one message I send next, "
+               "in my own words and style. Output only the message text. " + GUARD)
+
 POLISH_SYSTEM = ("You turn the wearer's dictated words into a short chat message ready to send. Keep the meaning "
                  "and the wearer's voice, fix grammar and punctuation, drop filler words like 'uh' and 'um'. "
                  "Output only the message text. " + GUARD)
@@ -122,6 +125,12 @@ def replies_messages(header: str, lines: list[str]) -> list[ChatMessage]:
     return [ChatMessage("system", REPLIES_SYSTEM),
             ChatMessage("user", f"{header}\n{fence(lines)}\nWhat could I reply? Give me the three messages as JSON "
                                 f"with keys \"agree\", \"decline\" and \"ask\".")]
+
+
+def next_message_messages(header: str, lines: list[str]) -> list[ChatMessage]:
+    """The wearer's next message as a plain-text answer: what reply ranking scores and personalization learns."""
+    return [ChatMessage("system", NEXT_SYSTEM),
+            ChatMessage("user", f"{header}\n{fence(lines)}\nMy next message:")]
 
 
 def single_reply_messages(header: str, lines: list[str], key: str, avoid: list[str]) -> list[ChatMessage]:

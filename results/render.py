@@ -34,7 +34,8 @@ def quality_table() -> str:
         m = rows[0]["machine"]
         out.append("")
         out.append(f"Machine: {m['cpu']}, {m['cores']} cores, {rows[0]['n_threads']} threads. Command per row: "
-                   f"`{rows[0]['command']}` (model varied); full samples in `results/quality/`.")
+                   f"`{rows[0]['command']}` (model varied); per-sample scores in `results/quality/` (no texts: "
+                   f"DialogSum is non-commercial).")
     return "\n".join(out)
 
 
@@ -120,8 +121,8 @@ def faithfulness_table() -> str:
         out.append(f"| {r['model']} | {'on' if r['guard'] else 'off'} | {r['n']} | "
                    f"{100 * r['unsupported_rate']:.0f} % | {100 * r['guard_rate']:.0f} % | "
                    f"{100 * r['extractive_rate']:.0f} % | {r['rougeL']:.3f} | {r['total_p50_s']:.2f} |")
-    out += ["", f"Command per row: `{rows[0]['command']}` (model and `--guard/--no-guard` varied); samples in "
-                f"`results/quality/guard-*.json`."]
+    out += ["", f"Command per row: `{rows[0]['command']}` (model and `--guard/--no-guard` varied); per-sample "
+                f"scores in `results/quality/guard-*.json`."]
     return "\n".join(out)
 
 
@@ -147,8 +148,46 @@ def quantize_table() -> str:
     return "\n".join(out).rstrip() if out else "(no reference run yet)"
 
 
+def adapters_table() -> str:
+    rows = [json.loads(p.read_text()) for p in sorted((HERE / "quality").glob("dev100-*.json"))]
+    if not rows:
+        return "(no reference run yet)"
+    order = {"smollm2-135m": 0, "qwen2.5-0.5b": 1, "qwen2.5-1.5b": 2}
+    rows.sort(key=lambda r: (order.get(r["model"], 9), r["adapter"] or ""))
+    out = ["| model | catch_up adapter | size (MB) | n | ROUGE-1 | ROUGE-2 | ROUGE-L | unsupported (shown) | "
+           "guard acted | words | total p50 (s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        size = (r["model_bytes"] + r["adapter_bytes"]) / 1e6
+        out.append(f"| {r['model']} | {r['adapter'] or '–'} | {size:.0f} | {r['n']} | {r['rouge1']:.3f} | "
+                   f"{r['rouge2']:.3f} | {r['rougeL']:.3f} | {100 * r['unsupported_rate']:.0f} % | "
+                   f"{100 * r['guard_rate']:.0f} % | {r['mean_words']:.0f} | {r['total_p50_s']:.2f} |")
+    m = rows[0]["machine"]
+    out += ["", f"DialogSum dev rows 0–99 (no adapter saw them). Machine: {m['cpu']}, {m['cores']} cores. Command per "
+                f"row: `{rows[0]['command']}` (model and `--adapters/--no-adapters` varied); per-sample scores in "
+                f"`results/quality/dev100-*.json`."]
+    return "\n".join(out)
+
+
+def replies_table() -> str:
+    rows = [json.loads(p.read_text()) for p in sorted((HERE / "quality").glob("replies-*.json"))]
+    if not rows:
+        return "(no reference run yet)"
+    out = ["| model | replies adapter | ranked | MRR | P@1 | drafted | distinct-1 | distinct-2 | pairwise similarity | "
+           "identical (shown) | identical (first answer) | JSON valid | drafts p50 (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['model']} | {r['adapter'] or '–'} | {r['n_ranked']} | {r['mrr']:.3f} | {r['p_at_1']:.2f} | "
+                   f"{r['n_drafted']} | {r['distinct_1']:.2f} | {r['distinct_2']:.2f} | "
+                   f"{r['pairwise_similarity']:.2f} | {100 * r['identical_rate']:.0f} % | "
+                   f"{100 * r['first_answer_identical_rate']:.0f} % | {100 * r['json_valid_rate']:.0f} % | "
+                   f"{r['drafts_p50_s']:.2f} |")
+    out += ["", f"Chance MRR with 10 candidates is 0.293. Command per row: `{rows[0]['command']}` (model varied)."]
+    return "\n".join(out)
+
+
 BLOCKS = {"quality": quality_table, "demo": demo_table, "pii": pii_table, "bench": bench_table,
-          "quantize": quantize_table, "faithfulness": faithfulness_table}
+          "quantize": quantize_table, "faithfulness": faithfulness_table, "adapters": adapters_table,
+          "replies": replies_table}
 
 
 def render_readme(text: str) -> str:

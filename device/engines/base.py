@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -69,7 +70,16 @@ class PrefixState:
 @runtime_checkable
 class Engine(Protocol):
     name: str  # the catalog model name
+    runtime: str  # "llama" | "onnx"
     n_ctx: int
+    adapter: str | None  # the LoRA adapter in effect (None: the bare model)
+
+    @property
+    def identity(self) -> str: ...  # name, plus the adapter: KV states are only valid under the same one
+
+    def load_adapter(self, name: str, path: Path) -> None: ...
+
+    def use_adapter(self, name: str | None) -> None: ...
 
     def format_chat(self, messages: list[ChatMessage]) -> str: ...
 
@@ -134,6 +144,10 @@ def stop_prefix_len(text: str, stops: tuple[str, ...]) -> int:
                 best = max(best, n)
                 break
     return best
+
+
+def identity(name: str, adapter: str | None) -> str:
+    return f"{name}+{adapter}" if adapter else name
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

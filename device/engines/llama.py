@@ -22,6 +22,7 @@ from device.engines.base import (
     TokenStream,
     common_prefix,
     default_threads,
+    identity,
     run_to_end,
     stop_prefix_len,
 )
@@ -30,6 +31,8 @@ RUNTIME = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
 
 
 class LlamaEngine:
+    runtime = "llama"
+
     def __init__(self, name: str, path: Path, n_ctx: int = 4096, n_threads: int | None = None,
                  n_batch: int = 512, seed: int = 0):
         self.name = name
@@ -48,6 +51,44 @@ class LlamaEngine:
         self.n_threads = threads
         self._formatter = self._chat_formatter()
         self._grammars: dict[str, LlamaGrammar] = {}
+        self._adapters: dict[str, object] = {}  # name -> llama_adapter_lora_p (freed with the model)
+        self.adapter: str | None = None
+
+    @property
+    def identity(self) -> str:
+        return identity(self.name, self.adapter)
+
+    # -- LoRA adapters ------------------------------------------------------------------------------------
+    def load_adapter(self, name: str, path: Path) -> None:
+        """Load a GGUF LoRA adapter made for this model; `use_adapter(name)` switches it on."""
+        if name in self._adapters:
+            return
+        path = Path(path)
+        if not path.is_file():
+            raise EngineError(f"adapter file {path} does not exist")
+        ptr = llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(path).encode("utf-8"))
+        if not ptr:
+            raise EngineError(f"llama.cpp could not load the LoRA adapter {path}: not a GGUF LoRA adapter for "
+                              f"{self.name} (other architecture or sizes), or the file is corrupt")
+        self._adapters[name] = ptr
+
+    def use_adapter(self, name: str | None) -> None:
+        """Switch the adapter in effect (None: the bare model). The KV cache is cleared on a switch: states
+        computed under another adapter are not valid under this one."""
+        if name == self.adapter:
+            return
+        ctx = self.llm._ctx.ctx
+        if name is None:
+            rc = llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+        else:
+            if name not in self._adapters:
+                raise EngineError(f"adapter {name!r} is not loaded (loaded: {', '.join(self._adapters) or 'none'})")
+            arr = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapters[name])
+            rc = llama_cpp.llama_set_adapters_lora(ctx, arr, 1, (ctypes.c_float * 1)(1.0))
+        if rc:
+            raise EngineError(f"llama.cpp refused to switch to adapter {name!r} (code {rc})")
+        self.adapter = name
+        self.reset()
 
     def _chat_formatter(self) -> Jinja2ChatFormatter:
         meta = self.llm.metadata
@@ -164,11 +205,11 @@ class LlamaEngine:
         buf = (ctypes.c_uint8 * size)()
         n = llama_cpp.llama_state_get_data(ctx, buf, size)
         blob = ctypes.string_at(buf, n)
-        return PrefixState(self.name, tuple(tokens), blob, len(blob))
+        return PrefixState(self.identity, tuple(tokens), blob, len(blob))
 
     def restore_prefix(self, state: PrefixState) -> None:
-        if state.model != self.name:
-            raise EngineError(f"KV state belongs to {state.model}, not {self.name}")
+        if state.model != self.identity:
+            raise EngineError(f"KV state belongs to {state.model}, not {self.identity}")
         have = self.llm.input_ids[: self.llm.n_tokens].tolist()
         if common_prefix(have, list(state.tokens)) == len(state.tokens):
             return  # the context already starts with this prefix

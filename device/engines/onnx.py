@@ -41,6 +41,8 @@ MIN_P = 0.05
 
 
 class OnnxEngine:
+    runtime = "onnx"
+
     def __init__(self, name: str, folder: Path, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0):
         self.name = name
         self.path = Path(folder)
@@ -140,6 +142,21 @@ class OnnxEngine:
     def detokenize(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
 
+    # -- LoRA adapters: llama.cpp's; an ONNX graph would need the adapter merged into a rebuilt model ---------
+    adapter: str | None = None
+
+    @property
+    def identity(self) -> str:
+        return self.name
+
+    def load_adapter(self, name: str, path: Path) -> None:
+        raise EngineError(f"LoRA adapters run on the llama.cpp engine; {self.name} is an ONNX model. Use the "
+                          f"GGUF model ({self.name.partition('@')[0]}) or run without adapters")
+
+    def use_adapter(self, name: str | None) -> None:
+        if name is not None:
+            raise EngineError(f"adapter {name!r}: LoRA adapters run on the llama.cpp engine, not ONNX Runtime")
+
     # -- the KV cache -----------------------------------------------------------------------------------
     def reset(self) -> None:
         empty = np.zeros((1, self._kv_heads, 0, self._head_dim), dtype=self._kv_dtype)
@@ -186,11 +203,11 @@ class OnnxEngine:
         for i in range(keep, len(tokens), PREFILL_CHUNK):
             self._forward(tokens[i:i + PREFILL_CHUNK])
         blob = [p.copy() for p in self._past]
-        return PrefixState(self.name, tuple(tokens), blob, sum(p.nbytes for p in blob))
+        return PrefixState(self.identity, tuple(tokens), blob, sum(p.nbytes for p in blob))
 
     def restore_prefix(self, state: PrefixState) -> None:
-        if state.model != self.name:
-            raise EngineError(f"KV state belongs to {state.model}, not {self.name}")
+        if state.model != self.identity:
+            raise EngineError(f"KV state belongs to {state.model}, not {self.identity}")
         if common_prefix(self._tokens, list(state.tokens)) == len(state.tokens):
             return
         if not isinstance(state.blob, list) or len(state.blob) != len(self._kv_names):

@@ -1,0 +1,132 @@
+"""Task adapters: a LoRA per (model, task), trained by the federated training loop on one client that holds
+all the data, exported as a GGUF LoRA adapter and registered for the assistant.
+
+catch_up learns from DialogSum-format rows: the prompt is exactly the assistant's catch-up prompt for the
+dialogue (same header, same fenced timestamped lines), the target the human summary with DialogSum's
+`#Person1#` tags written as the chat names them. References that name something the dialogue lacks are
+dropped (the faithfulness check, the same one the guard applies). The first `holdout` rows are never trained
+on: that is where `glassmate eval summaries` measures the adapter (it refuses overlapping rows).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from device import prompts
+from device.adapters import TASKS, AdapterSpec, register_adapter
+from device.evaluation import dialogue_messages, read_dialogsum, references
+from device.faithfulness import unsupported
+from device.inbox import group_threads
+from device.paths import models_dir, state_dir
+from federated.lora import ALL_LINEAR, LoraSpec
+from federated.train import Example, TrainConfig
+
+_TAG = re.compile(r"#\s*(Person\s*\d+)\s*#")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    task: str
+    lora: LoraSpec
+    train: TrainConfig
+    holdout: int  # the first rows of the data file, kept for evaluation
+
+
+RECIPES = {
+    # Top 10 of SmolLM2's 30 layers: backward stops there, 2.4x faster per step on 2 cores than all layers.
+    "catch_up": Recipe("catch_up", LoraSpec(r=16, alpha=32.0, dropout=0.05, targets=ALL_LINEAR, top_layers=10),
+                       TrainConfig(epochs=1.5, lr=3e-4, batch_size=4, max_len=768, seed=0), holdout=100),
+}
+
+
+def untag(summary: str) -> str:
+    """`#Person1#` → `Person1`: the name the dialogue's chat lines carry."""
+    return _TAG.sub(lambda m: m.group(1).replace(" ", ""), summary).strip()
+
+
+def catch_up_example(dialogue: str, target: str) -> tuple[Example, str]:
+    """The assistant's own catch-up prompt for this dialogue, and the chat source the target must be faithful to."""
+    thread = group_threads(dialogue_messages(dialogue, "Conversation"))["Conversation"]
+    header = prompts.thread_header(thread.name, thread.participants)
+    lines = [prompts.message_line(m) for m in thread.messages]
+    source = prompts.chat_source(thread.name, thread.participants, thread.messages)
+    return Example(tuple(prompts.summary_messages(header, lines)), target), source
+
+
+@dataclass
+class TaskData:
+    examples: list[Example]
+    ids: list[str]
+    dropped_unfaithful: list[str]
+    holdout_ids: list[str]
+
+
+def catch_up_data(path: Path, holdout: int) -> TaskData:
+    rows = read_dialogsum(path, None)
+    if len(rows) <= holdout:
+        raise ValueError(f"{path} has {len(rows)} rows; {holdout} are held out for evaluation, none left to train")
+    examples, ids, dropped = [], [], []
+    for i, row in enumerate(rows[holdout:], start=holdout):
+        rid = row.get("fname", f"dialogue-{i}")
+        for ref in references(row)[:1]:
+            ex, source = catch_up_example(row["dialogue"], untag(ref))
+            if unsupported(ex.target, source):
+                dropped.append(rid)
+                continue
+            examples.append(ex)
+            ids.append(rid)
+    holdout_ids = [r.get("fname", f"dialogue-{i}") for i, r in enumerate(rows[:holdout])]
+    return TaskData(examples, ids, dropped, holdout_ids)
+
+
+def adapter_file(model: str, task: str) -> str:
+    return f"built/adapters/{model}.{task}.gguf"
+
+
+def build(model: str, task: str, data: Path, progress: Callable[[int, int, float], None] | None = None,
+          epochs: float | None = None, limit: int | None = None, holdout: int | None = None) -> dict:
+    """Train, export and register the adapter; returns the training report (also written beside the file)."""
+    from federated.base_model import load_catalog_model
+    from federated.gguf_lora import write_gguf_adapter
+    from federated.lora import adapter_state, attach
+    from federated.train import recipe_hash, train
+
+    if task not in RECIPES:
+        known = ", ".join(RECIPES)
+        raise ValueError(f"no training recipe for task {task!r} yet (have: {known}; tasks: {', '.join(TASKS)})")
+    recipe = RECIPES[task]
+    config = recipe.train if epochs is None else TrainConfig(**(recipe.train.to_json() | {"epochs": epochs}))
+    holdout = recipe.holdout if holdout is None else holdout
+    td = catch_up_data(Path(data), holdout)
+    examples, ids = td.examples[:limit], td.ids[:limit]
+    base = load_catalog_model(model)
+    lm = attach(base.model, recipe.lora, seed=config.seed)
+    key = recipe_hash(examples, config, {"model": model, "lora": recipe.lora.to_json()})
+    checkpoint = state_dir() / "training" / f"{model}.{task}.{key}.pt"
+    report = train(lm, base.tokenizer, examples, config, checkpoint=checkpoint, progress=progress, recipe=key)
+    rel = adapter_file(model, task)
+    made_by = f"glassmate adapters build --model {model} --task {task} --data {Path(data).name}"
+    if epochs is not None:
+        made_by += f" --epochs {epochs}"
+    if limit is not None:
+        made_by += f" --limit {limit}"
+    if holdout != recipe.holdout:
+        made_by += f" --holdout {holdout}"
+    write_gguf_adapter(models_dir() / rel, adapter_state(lm), base.model.config, base.architecture,
+                       recipe.lora.alpha, {"task": task, "model": model, "recipe": key})
+    spec = register_adapter(AdapterSpec(name=f"{model}.{task}", model=model, task=task, file=rel, sha256="",
+                                        size=0, made_by=made_by,
+                                        trained_on={"data": Path(data).name, "ids": ids}))
+    out = {"adapter": spec.name, "file": str(spec.path), "sha256": spec.sha256, "size": spec.size,
+           "recipe": key, "lora": recipe.lora.to_json(), "train": config.to_json(),
+           "examples": len(examples), "dropped_unfaithful": len(td.dropped_unfaithful),
+           "holdout": holdout, "report": report.__dict__, "made_by": made_by,
+           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    spec.path.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    checkpoint.unlink(missing_ok=True)
+    return out
