@@ -71,13 +71,13 @@ def load_gguf(name: str, gguf_path: Path) -> BaseModel:
 
 def gguf_tokenizer(gguf_path: Path):
     """The GGUF's tokenizer as a transformers tokenizer. Rebuilding it from the GGUF's vocabulary takes ~40 s on
-    2 cores, so the result is kept under the state folder, keyed by the file's size and mtime."""
+    2 cores, so the result is kept beside the built models, keyed by the file's size and mtime."""
     from transformers import AutoTokenizer
 
-    from device.paths import state_dir
+    from device.paths import models_dir
 
     stat = gguf_path.stat()
-    cache = state_dir() / "tokenizers" / f"{gguf_path.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    cache = models_dir() / "built" / "tokenizers" / f"{gguf_path.stem}-{stat.st_size}-{int(stat.st_mtime)}"
     if (cache / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(str(cache))
     tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)

@@ -76,3 +76,86 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="print JSON")]
         table.add_row(s.name, s.task, human_size(s.size), "yes" if s.path.is_file() else "no",
                       str(len(s.training_ids())), s.made_by)
     console.print(table)
+
+
+fl_app = typer.Typer(help="Federated personalization of reply drafts with Flower (simulation and loopback "
+                          "deployment).", no_args_is_help=True)
+
+
+@fl_app.command("sim")
+def fl_sim(
+    clients: Annotated[int, typer.Option(help="clients (one real user each) taking part in every round")] = 20,
+    rounds: Annotated[int, typer.Option(help="federated rounds")] = 5,
+    real: Annotated[bool, typer.Option("--real", help="the real SmolLM2-135M (default: a tiny random model "
+                                                      "with SmolLM2's tokenizer, CI speed)")] = False,
+    dataset: Annotated[str, typer.Option(help="irc (one client per user) or shakespeare (per speaker)")] = "irc",
+    data_train: Annotated[Path, typer.Option(help="IRC train folder, or tiny_shakespeare/input.txt")] = Path(
+        "../shared/data/ubuntu_irc/train"),
+    data_dev: Annotated[Path, typer.Option(help="IRC dev folder (held-out replies of the same users)")] = Path(
+        "../shared/data/ubuntu_irc/dev"),
+    noise: Annotated[float, typer.Option(help="DP noise multiplier (0: no DP)")] = 0.0,
+    clip: Annotated[float, typer.Option(help="client-side clipping norm of each update")] = 1.0,
+    aggregation: Annotated[str, typer.Option(help="fedavg, or with DP off: trimmed, median, krum")] = "fedavg",
+    local_steps: Annotated[int, typer.Option(help="local optimizer steps per round")] = 8,
+    personal_steps: Annotated[int, typer.Option(help="private fine-tuning steps at evaluation")] = 8,
+    out: Annotated[Path, typer.Option(help="where fl.json, logs and the adapter go")] = Path("fl-run"),
+    as_json: Annotated[bool, typer.Option("--json", help="print fl.json's final block")] = False,
+) -> None:
+    """Run the Flower app on the simulation engine: a SuperLink on loopback (stopped by PID afterwards)."""
+    from federated.launch import LaunchError, simulation
+
+    out = out.resolve()
+    run_config = {"model": "smollm2-135m" if real else "tiny", "dataset": dataset,
+                  "data-train": str(data_train.resolve()), "data-dev": str(data_dev.resolve()),
+                  "num-clients": clients, "clients-per-round": clients, "num-rounds": rounds,
+                  "noise-multiplier": noise, "clipping-norm": clip, "aggregation": aggregation,
+                  "local-steps": local_steps, "personal-steps": personal_steps, "out-dir": str(out)}
+    try:
+        with err.status(f"federated simulation: {clients} clients, {rounds} rounds (logs in {out})…"):
+            simulation(out, clients, run_config)
+    except LaunchError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    doc = json.loads((out / "fl.json").read_text())
+    if as_json:
+        print(json.dumps(doc.get("final", {}), indent=2))
+        return
+    table = Table("round", "train loss", "ppl base", "ppl global", "ppl personal", "MRR personal", "ε", "wall s")
+    for r in doc["rounds"]:
+        table.add_row(*(str(r.get(k) if not isinstance(r.get(k), float) else round(r[k], 3))
+                        for k in ("round", "train_loss", "ppl_base", "ppl_global", "ppl_personal", "mrr_personal",
+                                  "epsilon", "wall_s")))
+    console.print(table)
+
+
+@fl_app.command("deploy")
+def fl_deploy(
+    nodes: Annotated[int, typer.Option(help="SuperNodes on 127.0.0.1, node i holding client partition i")] = 3,
+    rounds: Annotated[int, typer.Option(help="federated rounds")] = 2,
+    real: Annotated[bool, typer.Option("--real", help="the real SmolLM2-135M (default: the tiny model)")] = False,
+    dataset: Annotated[str, typer.Option(help="irc or shakespeare")] = "irc",
+    data_train: Annotated[Path, typer.Option(help="IRC train folder, or tiny_shakespeare/input.txt")] = Path(
+        "../shared/data/ubuntu_irc/train"),
+    data_dev: Annotated[Path, typer.Option(help="IRC dev folder")] = Path("../shared/data/ubuntu_irc/dev"),
+    round_timeout: Annotated[float, typer.Option(help="seconds to wait for a round's replies")] = 600.0,
+    out: Annotated[Path, typer.Option(help="where fl.json and logs go")] = Path("fl-deploy"),
+    as_json: Annotated[bool, typer.Option("--json", help="print fl.json's final block")] = False,
+) -> None:
+    """Run the same Flower app on the deployment engine: a SuperLink and N SuperNodes on loopback (stopped by PID
+    afterwards). A node that dies mid-run is dropped and the run finishes with the rest."""
+    from federated.launch import LaunchError, deployment
+
+    out = out.resolve()
+    run_config = {"model": "smollm2-135m" if real else "tiny", "dataset": dataset,
+                  "data-train": str(data_train.resolve()), "data-dev": str(data_dev.resolve()),
+                  "num-clients": nodes, "clients-per-round": nodes, "min-clients": max(1, nodes - 1),
+                  "num-rounds": rounds, "round-timeout": round_timeout, "out-dir": str(out)}
+    try:
+        with err.status(f"federated deployment: {nodes} SuperNodes, {rounds} rounds (logs in {out})…"):
+            deployment(out, nodes, run_config)
+    except LaunchError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    doc = json.loads((out / "fl.json").read_text())
+    print(json.dumps(doc.get("final", {}), indent=2) if as_json else
+          f"{len(doc['rounds']) - 1} rounds; replies per round: {[r.get('replied') for r in doc['rounds'][1:]]}")

@@ -1,0 +1,140 @@
+"""The glasses' side of a federated run (Flower ClientApp, Message API).
+
+train: load the global LoRA, train it on this wearer's own replies, clip the update to the server's clipping norm
+(client-side fixed clipping: the server adds the Gaussian noise and accounts ε), and send it through the device's
+egress gate — the reply carries exactly the bytes the gate let out, and the gate's audit log records them.
+evaluate: held-out perplexity of the wearer's true replies and reply ranking for the bare model, the global
+adapter and the personalized one (the global adapter fine-tuned on the wearer's data; it stays on the device).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from device.paths import state_dir
+from device.privacy.egress import AuditLog, EgressGate
+from device.privacy.transport import MemoryTransport
+from federated import task
+from federated.lora import adapter_arrays, load_adapter_state
+from federated.partitions import Client, irc_clients, shakespeare_clients
+
+KEY_CLIPPING_NORM = "clipping_norm"  # what flwr's DifferentialPrivacyClientSideFixedClipping sends
+
+app = ClientApp()
+
+
+@lru_cache(maxsize=4)
+def _clients(cfg: task.RunConfig) -> list[Client]:
+    if cfg.dataset == "shakespeare":
+        return shakespeare_clients(task.data_path(cfg.data_train), max_clients=cfg.num_clients)
+    return irc_clients(task.data_path(cfg.data_train), task.data_path(cfg.data_dev), cfg.min_messages,
+                       max_clients=cfg.num_clients)
+
+
+def my_client(cfg: task.RunConfig, context: Context) -> tuple[int, Client]:
+    clients = _clients(cfg)
+    pid = int(context.node_config.get("partition-id", 0))
+    if not 0 <= pid < len(clients):
+        raise ValueError(f"partition-id {pid} is out of range: the data has {len(clients)} clients")
+    return pid, clients[pid]
+
+
+def gate_for(client: Client) -> tuple[EgressGate, MemoryTransport]:
+    """This wearer's egress gate: its store index is their own messages, its audit log their own file."""
+    texts = [m.content for ex in client.train + client.test for m in ex.messages if m.role == "user"]
+    texts += [ex.target for ex in client.train + client.test]
+    transport = MemoryTransport()
+    audit = AuditLog(state_dir() / "fl" / client.id / "audit.jsonl")
+    return EgressGate(lambda: texts, audit, transport), transport
+
+
+def send_through_gate(client: Client, names: list[str], arrays: list, metrics: dict) -> tuple[list, int]:
+    """The update as the gate let it out (decoded from the delivered bytes) and its size in bytes."""
+    gate, transport = gate_for(client)
+    payload = {"arrays": dict(zip(names, arrays, strict=True)), "metrics": metrics}
+    decision = gate.send("fl-update", payload, "fl-server")
+    if not decision.allowed:
+        raise PermissionError(f"the egress gate refused the update: {decision.reason}")
+    _, _, data = transport.delivered[-1]
+    sent = json.loads(data)["arrays"]
+    return [np.asarray(sent[n], dtype=np.float32) for n in names], len(data)
+
+
+def clip_update(new: list, old: list, norm: float) -> float:
+    """Scale (new - old) to at most `norm` (L2 over all arrays), in place; returns the norm before clipping."""
+    update = [n - o for n, o in zip(new, old, strict=True)]
+    total = float(np.sqrt(sum(float(np.sum(u.astype(np.float64) ** 2)) for u in update)))
+    scale = min(1.0, norm / total) if total > 0 else 1.0
+    for i, (o, u) in enumerate(zip(old, update, strict=True)):
+        new[i] = (o + u * scale).astype(np.float32)
+    return total
+
+
+def _arrays(record: ArrayRecord) -> tuple[list[str], list]:
+    return list(record.keys()), [np.asarray(a, dtype=np.float32) for a in record.to_numpy_ndarrays()]
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    cfg = task.RunConfig.from_flower(context.run_config)
+    pid, client = my_client(cfg, context)
+    names, start = _arrays(msg.content["arrays"])
+    config = msg.content["config"]
+    server_round = int(config.get("server-round", 0))
+    lm, tok = task.load(cfg)
+    load_adapter_state(lm, start)
+    loss = task.local_train(lm, tok, client.train, cfg.local_steps, cfg, seed=cfg.seed + 1009 * server_round + pid)
+    new = adapter_arrays(lm)
+    norm = float(config[KEY_CLIPPING_NORM]) if KEY_CLIPPING_NORM in config else 0.0
+    raw_norm = clip_update(new, start, norm) if norm > 0 else 0.0
+    sent, nbytes = send_through_gate(client, names, new, {"loss": loss, "round": server_round, "num_examples": 1})
+    record = ArrayRecord(OrderedDict((n, Array(a)) for n, a in zip(names, sent, strict=True)))
+    # every client weighs the same (num-examples = 1): what the DP accountant's uniform FedAvg requires
+    metrics = MetricRecord({"train-loss": float(loss), "num-examples": 1, "update-norm": raw_norm,
+                            "bytes-up": nbytes})
+    return Message(RecordDict({"arrays": record, "metrics": metrics}), reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    cfg = task.RunConfig.from_flower(context.run_config)
+    pid, client = my_client(cfg, context)
+    names, global_arrays = _arrays(msg.content["arrays"])
+    server_round = int(msg.content["config"].get("server-round", 0)) if "config" in msg.content else 0
+    held_out = client.test or client.train[-cfg.eval_examples:]
+    pool = [ex.target for c in _clients(cfg) if c.id != client.id for ex in c.train[:50]]
+    lm, tok = task.load(cfg)
+    out: dict[str, float] = {"num-examples": 1}
+    with lm.model.disable_adapter():
+        out["ppl-base"] = task.perplexity(lm, tok, held_out, cfg)
+        out["mrr-base"], out["p1-base"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
+    load_adapter_state(lm, global_arrays)
+    out["ppl-global"] = task.perplexity(lm, tok, held_out, cfg)
+    out["mrr-global"], out["p1-global"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
+    train_part = client.train if client.test else client.train[: -cfg.eval_examples]
+    private = task.personalized(lm, tok, global_arrays, train_part, cfg, seed=cfg.seed + 7919 * server_round + pid)
+    out["ppl-personal"] = task.perplexity(lm, tok, held_out, cfg)
+    out["mrr-personal"], out["p1-personal"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
+    _keep_private(client, names, private)
+    # numbers only, and through the gate like every byte that leaves
+    gate, _ = gate_for(client)
+    decision = gate.send("fl-update", {"arrays": {}, "metrics": {k.replace("-", "_"): float(v)
+                                                                  for k, v in out.items()}}, "fl-server")
+    if not decision.allowed:
+        raise PermissionError(f"the egress gate refused the evaluation metrics: {decision.reason}")
+    return Message(RecordDict({"metrics": MetricRecord(out)}), reply_to=msg)
+
+
+def _keep_private(client: Client, names: list[str], arrays: list) -> Path:
+    """The personalized adapter stays on the device (under the state folder), never in a reply."""
+    path = state_dir() / "fl" / client.id / "personal_adapter.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{n.replace(".", "__"): a for n, a in zip(names, arrays, strict=True)})
+    return path

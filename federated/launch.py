@@ -1,0 +1,209 @@
+"""Start Flower's own processes on loopback for a run and stop them by PID: a SuperLink in simulation mode
+(`glassmate fl sim`), or a SuperLink plus N SuperNodes (`glassmate fl deploy`), then `flwr run` of this repository's
+app. Everything lives under one folder (FLWR_HOME, databases, logs) so runs never touch ~/.flwr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from device.paths import REPO_ROOT
+
+
+class LaunchError(Exception):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LaunchError(f"{proc.args[0]} exited with code {proc.returncode}; see {log}")
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise LaunchError(f"{proc.args[0]} did not open port {port} within {timeout:.0f} s; see {log}")
+
+
+def tool(name: str) -> str:
+    """A Flower executable from this interpreter's environment (the venv's bin/), else from PATH."""
+    here = Path(sys.executable).parent / name
+    found = str(here) if here.exists() else shutil.which(name)
+    if not found:
+        raise LaunchError(f"`{name}` is not installed: install glassmate's training extra (make test does)")
+    return found
+
+
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class Federation:
+    folder: Path
+    env: dict[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self, args: list[str], name: str, port: int | None = None) -> subprocess.Popen:
+        log = self.folder / f"{name}.log"
+        handle = log.open("ab")
+        proc = subprocess.Popen(args, env=self.env, stdout=handle, stderr=subprocess.STDOUT, cwd=self.folder,
+                                start_new_session=True)
+        handle.close()
+        self.procs.append(proc)
+        self.logs.append(log)
+        if port is not None:
+            wait_port(port, proc, log)
+        return proc
+
+    def stop(self) -> None:
+        """SIGTERM each process group by PID, then SIGKILL what is left after 10 s."""
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def base_env(folder: Path) -> dict[str, str]:
+    env = os.environ.copy()
+    env.update({
+        "FLWR_HOME": str(folder / "flwr-home"),
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        # the app's processes find the same catalog and model files as this command
+        "GLASSMATE_CATALOG": str(Path(os.environ.get("GLASSMATE_CATALOG", REPO_ROOT / "models" / "catalog.toml"))),
+        "PYTHONUNBUFFERED": "1",
+    })
+    # Each run's simulated glasses keep their state (audit logs, private adapters) in the run folder; the model
+    # files are the caller's own.
+    from device.paths import models_dir
+
+    home = folder / "devices"
+    (home / "state").mkdir(parents=True, exist_ok=True)
+    if not (home / "models").exists():
+        (home / "models").symlink_to(models_dir().resolve())
+    env["GLASSMATE_HOME"] = str(home)
+    return env
+
+
+def write_connection(env: dict[str, str], name: str, control_port: int, num_supernodes: int | None,
+                     cpus_per_client: float = 1.0) -> None:
+    home = Path(env["FLWR_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    lines = ["[superlink]", f'default = "{name}"', "", f"[superlink.{name}]",
+             f'address = "127.0.0.1:{control_port}"', "insecure = true"]
+    if num_supernodes is not None:
+        lines += [f"options.num-supernodes = {num_supernodes}",
+                  f"options.backend.client-resources.num-cpus = {cpus_per_client}",
+                  "options.backend.client-resources.num-gpus = 0.0"]
+    (home / "config.toml").write_text("\n".join(lines) + "\n")
+
+
+def flwr_run(fed: Federation, connection: str, run_config: dict, timeout: float | None = None) -> int:
+    overrides = " ".join(f"{k}={toml_value(v)}" for k, v in run_config.items())
+    args = [tool("flwr"), "run", str(REPO_ROOT), connection, "--run-config", overrides, "--stream"]
+    log = fed.folder / "flwr-run.log"
+    with log.open("ab") as handle:
+        proc = subprocess.run(args, env=fed.env, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout,
+                              cwd=REPO_ROOT)
+    return proc.returncode
+
+
+def superlink_args(http: int, folder: Path, simulation: bool) -> list[str]:
+    args = [tool("flower-superlink"), "--insecure", "--isolation", "subprocess", "--host", "127.0.0.1", "--port",
+            str(http), "--database", str(folder / "superlink.db"), "--disable-runtime-dependency-installation"]
+    return args + (["--simulation"] if simulation else [])
+
+
+def deployment(folder: Path, num_nodes: int, run_config: dict, timeout: float | None = None,
+               kill_node_in_round: tuple[int, int] | None = None) -> Path:
+    """A SuperLink and `num_nodes` SuperNodes on loopback, node i holding partition i; the run; all stopped by PID.
+
+    `kill_node_in_round=(i, r)` kills SuperNode i (SIGKILL) as soon as round r - 1 is recorded in fl.json, that is
+    while round r runs: the failure drill."""
+    import threading
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fed = Federation(folder, base_env(folder))
+    http = free_port()
+    try:
+        fed.start(superlink_args(http, folder, simulation=False), "superlink", port=http)
+        nodes = []
+        for i in range(num_nodes):
+            port = free_port()
+            nodes.append(fed.start([tool("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{http}",
+                                    "--host", "127.0.0.1", "--port", str(port), "--isolation", "subprocess",
+                                    "--node-config", f"partition-id={i} num-partitions={num_nodes}",
+                                    "--disable-runtime-dependency-installation"], f"supernode-{i}", port=port))
+        write_connection(fed.env, "glassmate-deploy", http, None)
+        if kill_node_in_round is not None:
+            index, rnd = kill_node_in_round
+            victim = nodes[index]
+            record = Path(str(run_config["out-dir"])) / "fl.json"
+
+            def kill_when_due() -> None:
+                while victim.poll() is None:
+                    try:
+                        done = [r["round"] for r in json.loads(record.read_text())["rounds"]]
+                    except (OSError, ValueError, KeyError):
+                        done = []
+                    if rnd - 1 in done:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(victim.pid, signal.SIGKILL)
+                        return
+                    time.sleep(0.2)
+            threading.Thread(target=kill_when_due, daemon=True).start()
+        code = flwr_run(fed, "glassmate-deploy", run_config, timeout)
+        if code != 0:
+            raise LaunchError(f"flwr run exited with code {code}; see {folder / 'flwr-run.log'}")
+    finally:
+        fed.stop()
+    return folder
+
+
+def simulation(folder: Path, num_supernodes: int, run_config: dict, cpus_per_client: float = 1.0,
+               timeout: float | None = None) -> Path:
+    """A SuperLink in simulation mode on loopback, the run, then the SuperLink stopped by PID."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fed = Federation(folder, base_env(folder))
+    http = free_port()  # Flower 1.42 serves the Control and Fleet APIs over this one HTTP port
+    try:
+        fed.start(superlink_args(http, folder, simulation=True), "superlink", port=http)
+        write_connection(fed.env, "glassmate-sim", http, num_supernodes, cpus_per_client)
+        code = flwr_run(fed, "glassmate-sim", run_config, timeout)
+        if code != 0:
+            raise LaunchError(f"flwr run exited with code {code}; see {folder / 'flwr-run.log'}")
+    finally:
+        fed.stop()
+    return folder

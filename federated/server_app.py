@@ -1,0 +1,152 @@
+"""The aggregator of a federated run (Flower ServerApp, Message API).
+
+FedAvg over the shared LoRA (or FedTrimmedAvg / FedMedian / Krum where DP is off), wrapped in Flower's
+DifferentialPrivacyClientSideFixedClipping with its RDP accountant when noise is on (clients clip, the server adds
+Gaussian noise to the mean and reports ε at δ). Our own round loop around the strategy's configure/aggregate
+steps, so each round records train loss, held-out perplexity and ranking (bare / global / personalized), ε, bytes
+per client, dropped clients and wall time into fl.json; the final global adapter is exported as a GGUF LoRA.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import (
+    DifferentialPrivacyClientSideFixedClipping,
+    FedAvg,
+    FedMedian,
+    FedTrimmedAvg,
+    Krum,
+)
+
+from federated import task
+
+app = ServerApp()
+DELTA = 1e-5
+AGGREGATIONS = ("fedavg", "trimmed", "median", "krum")
+
+
+def make_strategy(n: int, aggregation: str, noise: float, clip: float, min_nodes: int | None = None):
+    """The strategy for `n` clients per round (every available node, waiting for at least `min_nodes`: a run
+    goes on when a node dies); DP (noise > 0) requires FedAvg (uniform weights, accountable)."""
+    least = n if min_nodes is None else min_nodes
+    common = {"fraction_train": 1.0, "fraction_evaluate": 1.0, "min_train_nodes": least,
+              "min_evaluate_nodes": least, "min_available_nodes": least}
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
+    if noise > 0 and aggregation != "fedavg":
+        raise ValueError("differential privacy is accounted for FedAvg only; robust aggregation runs with DP off")
+    base = {"fedavg": FedAvg, "trimmed": FedTrimmedAvg, "median": FedMedian, "krum": Krum}[aggregation](**common)
+    if noise <= 0:
+        return base, None
+    from flwr.supercore.privacy_accounting import NeighboringRelation, PrivacyConfig, SamplingMethod
+    from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
+
+    accountant = RdpAccountant(PrivacyConfig(target_delta=DELTA, population_size=n,
+                                             neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+                                             sampling_method=SamplingMethod.NO_AMPLIFICATION))
+    return DifferentialPrivacyClientSideFixedClipping(base, noise, clip, n, accountant=accountant), accountant
+
+
+def _mean(replies: list[Message], key: str) -> float | None:
+    vals = [float(r.content["metrics"][key]) for r in replies
+            if not r.has_error() and "metrics" in r.content and key in r.content["metrics"]]
+    return float(np.mean(vals)) if vals else None
+
+
+def _record_size(record: ArrayRecord) -> int:
+    return int(sum(np.asarray(a).nbytes for a in record.to_numpy_ndarrays()))
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    rc = context.run_config
+    cfg = task.RunConfig.from_flower(rc)
+    rounds = int(rc.get("num-rounds", 5))
+    n = int(rc.get("clients-per-round", cfg.num_clients))
+    noise, clip = float(rc.get("noise-multiplier", 0.0)), float(rc.get("clipping-norm", 1.0))
+    aggregation = str(rc.get("aggregation", "fedavg"))
+    out = Path(str(rc.get("out-dir", "fl-run"))).expanduser()
+    timeout = float(rc.get("round-timeout", 3600))
+    out.mkdir(parents=True, exist_ok=True)
+
+    names = task.adapter_names(cfg)
+    arrays = ArrayRecord(OrderedDict((k, Array(a)) for k, a in zip(names, task.initial_arrays(cfg), strict=True)))
+    strategy, accountant = make_strategy(n, aggregation, noise, clip, int(rc.get("min-clients", n)))
+    history: list[dict] = []
+    run_start = time.perf_counter()
+    evaluation = _evaluate(grid, strategy, 0, arrays, timeout)
+    history.append({"round": 0, **evaluation})
+    _write(out, cfg, rc, history, accountant, None)
+    for rnd in range(1, rounds + 1):
+        t0 = time.perf_counter()
+        config = ConfigRecord({"server-round": rnd})
+        messages = list(strategy.configure_train(rnd, arrays, config, grid))
+        replies = list(grid.send_and_receive(messages, timeout=timeout))
+        ok = [r for r in replies if not r.has_error()]
+        new_arrays, _ = strategy.aggregate_train(rnd, replies)
+        if new_arrays is not None:
+            arrays = new_arrays
+        evaluation = _evaluate(grid, strategy, rnd, arrays, timeout)
+        spent = accountant.get_privacy_spent() if accountant else None
+        history.append({
+            "round": rnd, "train_loss": _mean(ok, "train-loss"), "update_norm": _mean(ok, "update-norm"),
+            "clients": len(messages), "replied": len(ok), "dropped": len(messages) - len(ok),
+            "aggregated": new_arrays is not None,
+            "bytes_up_per_client": _mean(ok, "bytes-up"), "bytes_down_per_client": _record_size(arrays),
+            "epsilon": spent.epsilon if spent else None, **evaluation,
+            "wall_s": round(time.perf_counter() - t0, 2)})
+        _write(out, cfg, rc, history, accountant, None)
+    final = _final(history, accountant, noise)
+    _write(out, cfg, rc, history, accountant, final | {"wall_s": round(time.perf_counter() - run_start, 1)})
+    np.savez(out / "global_adapter.npz", **{k.replace(".", "__"): np.asarray(v) for k, v in
+                                            zip(arrays.keys(), arrays.to_numpy_ndarrays(), strict=True)})
+    if cfg.model != "tiny":
+        _export_gguf(cfg, arrays, out / "global_adapter.gguf")
+
+
+def _evaluate(grid: Grid, strategy, rnd: int, arrays: ArrayRecord, timeout: float) -> dict:
+    messages = list(strategy.configure_evaluate(rnd, arrays, ConfigRecord({"server-round": rnd}), grid))
+    replies = [r for r in grid.send_and_receive(messages, timeout=timeout) if not r.has_error()]
+    keys = ("ppl-base", "ppl-global", "ppl-personal", "mrr-base", "mrr-global", "mrr-personal", "p1-base",
+            "p1-global", "p1-personal")
+    return {k.replace("-", "_"): _mean(replies, k) for k in keys} | {"evaluated": len(replies)}
+
+
+def _final(history: list[dict], accountant, noise: float) -> dict:
+    last = history[-1]
+    first = history[0]
+    up = [h["bytes_up_per_client"] for h in history[1:] if h.get("bytes_up_per_client")]
+    return {"ppl_base": first["ppl_base"], "ppl_global": last["ppl_global"], "ppl_personalized": last["ppl_personal"],
+            "mrr_base": first["mrr_base"], "mrr_global": last["mrr_global"], "mrr_personalized": last["mrr_personal"],
+            "epsilon": accountant.get_privacy_spent().epsilon if accountant else None,
+            "delta": DELTA if accountant else None, "noise_multiplier": noise,
+            "bytes_up_per_client_round": float(np.mean(up)) if up else None}
+
+
+def _write(out: Path, cfg: task.RunConfig, rc, history: list[dict], accountant, final: dict | None) -> None:
+    doc = {"config": {k: v for k, v in dict(rc).items()}, "rounds": history}
+    if final is not None:
+        doc["final"] = final
+    tmp = out / "fl.json.partial"
+    tmp.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+    tmp.replace(out / "fl.json")
+
+
+def _export_gguf(cfg: task.RunConfig, arrays: ArrayRecord, path: Path) -> None:
+    from federated.gguf_lora import write_gguf_adapter
+
+    lm, _ = task.load(cfg)
+    state = dict(zip(arrays.keys(), arrays.to_numpy_ndarrays(), strict=True))
+    base = lm.model.get_base_model()
+    from device.catalog import require_model
+    from federated.base_model import gguf_architecture
+
+    write_gguf_adapter(path, state, base.config, gguf_architecture(require_model(cfg.model).path), lm.spec.alpha,
+                       {"task": "draft_replies", "model": cfg.model, "made_by": "glassmate fl"})

@@ -1,0 +1,86 @@
+"""The federated clients' work without Flower around it: per-user partitions, local training of the shared LoRA,
+the private personalization, held-out perplexity and reply ranking (tiny random model: CI speed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from federated.partitions import irc_clients, reply_example, shakespeare_clients, speeches
+from tests.conftest import SHARED
+from tests.test_reply_evaluation import LINKS, RAW
+
+pytest.importorskip("peft")
+
+
+@pytest.fixture
+def irc_dirs(tmp_path):
+    train, dev = tmp_path / "train", tmp_path / "dev"
+    for d in (train, dev):
+        d.mkdir()
+        (d / "2026-01-05_10.raw.txt").write_text(RAW)
+        (d / "2026-01-05_10.annotation.txt").write_text(LINKS)
+    return train, dev
+
+
+def test_clients_are_users_with_hashed_ids_and_their_own_lines_as_me(irc_dirs):
+    train, dev = irc_dirs
+    clients = irc_clients(train, dev, min_messages=2)
+    assert len(clients) == 2  # only ann and bob reply twice; equal counts are ordered by name
+    c = clients[0]
+    assert c.id.startswith("u") and "ann" not in c.id and "bob" not in c.id
+    assert c.train and c.test
+    user_text = c.train[0].messages[1].content
+    assert "Me:" in user_text  # the wearer's own earlier line
+
+
+def test_reply_example_prompt_holds_context_and_target_is_the_reply(irc_dirs):
+    from device.irc import reply_pairs
+
+    pair = reply_pairs(irc_dirs[0])[2]  # bob answers ann, after bob's own question
+    ex = reply_example(pair)
+    assert ex.target == "try turning off power saving for the card, that fixed mine"
+    assert "[Mon 10:01] Me: ann: which chipset?" in ex.messages[1].content
+    assert "ann: it says Intel AX210" in ex.messages[1].content
+
+
+@pytest.mark.skipif(not (SHARED / "tiny_shakespeare").is_dir(), reason="needs ../shared/data/tiny_shakespeare")
+def test_shakespeare_speakers_are_clients():
+    said = speeches(SHARED / "tiny_shakespeare" / "input.txt")
+    assert said[0] == ("First Citizen", "Before we proceed any further, hear me speak.")
+    clients = shakespeare_clients(SHARED / "tiny_shakespeare" / "input.txt", max_clients=5)
+    assert len(clients) == 5 and all(len(c.train) >= 16 and c.test for c in clients)
+
+
+def test_local_training_personalization_and_metrics_on_the_tiny_model(model_spec):
+    from device import prompts
+    from federated.lora import adapter_arrays, load_adapter_state
+    from federated.task import RunConfig, initial_arrays, load, local_train, perplexity, personalized, ranking
+    from federated.train import Example
+
+    cfg = RunConfig(model="tiny", local_steps=6, personal_steps=6, lr=5e-3, batch_size=2, eval_examples=4)
+    lm, tok = load(cfg)
+    assert load(cfg)[0] is lm  # one model per process
+    start = initial_arrays(cfg)
+    load_adapter_state(lm, start)
+
+    def ex(i: int) -> Example:
+        return Example(tuple(prompts.next_message_messages("Chat: c (with Ann)", [f"[Mon 10:0{i}] Ann: ping {i}"])),
+                       f"pong {i} from me")
+    mine = [ex(i) for i in range(8)]
+    before = perplexity(lm, tok, mine, cfg)
+    loss = local_train(lm, tok, mine, cfg.local_steps, cfg, seed=0)
+    after = perplexity(lm, tok, mine, cfg)
+    assert math.isfinite(loss) and after < before
+    shared = adapter_arrays(lm)
+    assert any(not np.array_equal(a, b) for a, b in zip(start, shared, strict=True))
+
+    private = personalized(lm, tok, shared, mine, cfg, seed=1)
+    assert any(not np.array_equal(a, b) for a, b in zip(shared, private, strict=True))
+    assert perplexity(lm, tok, mine, cfg) < after  # the private part fits this wearer better still
+
+    pool = [f"unrelated message number {i}" for i in range(20)]
+    mrr, p1 = ranking(lm, tok, mine, pool, cfg)
+    assert 0.1 <= mrr <= 1.0 and 0.0 <= p1 <= 1.0

@@ -1,0 +1,97 @@
+"""The Flower app end to end on the tiny model: the simulation engine (a SuperLink on loopback), DP with the RDP
+accountant's ε, the update through the egress gate, fl.json with its final block."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("flwr")
+pytest.importorskip("peft")
+
+USERS = ["ana", "ben", "cyd", "dov"]
+TOPICS = ["wifi drops on my laptop", "mount an iso file", "see free disk space", "bigger terminal font",
+          "update grub after install", "sound stops after suspend"]
+
+
+def synthetic_irc(folder, n_lines: int = 96) -> None:
+    """A chat written for the tests: users take turns answering each other, every line linked to the one before."""
+    folder.mkdir(parents=True, exist_ok=True)
+    raw, links = [], []
+    for i in range(n_lines):
+        who = USERS[i % len(USERS)]
+        prev = USERS[(i - 1) % len(USERS)]
+        topic = TOPICS[(i // len(USERS)) % len(TOPICS)]
+        text = f"{prev}: about {topic}, try step {i % 7} and tell me" if i else f"help with {topic}?"
+        raw.append(f"[{10 + i // 60:02d}:{i % 60:02d}] <{who}> {text}")
+        links.append(f"{i - 1 if i else 0} {i} -")
+    (folder / "2026-01-05_10.raw.txt").write_text("\n".join(raw) + "\n")
+    (folder / "2026-01-05_10.annotation.txt").write_text("\n".join(links) + "\n")
+
+
+@pytest.fixture
+def irc_data(tmp_path):
+    synthetic_irc(tmp_path / "train")
+    synthetic_irc(tmp_path / "dev", 48)
+    return tmp_path / "train", tmp_path / "dev"
+
+
+def test_simulation_with_dp_reports_epsilon_and_metrics(irc_data, tmp_path, model_spec):
+    from federated.launch import simulation
+
+    train, dev = irc_data
+    out = tmp_path / "run"
+    config = {"model": "tiny", "dataset": "irc", "data-train": str(train), "data-dev": str(dev),
+              "min-messages": 10, "num-clients": 3, "clients-per-round": 3, "num-rounds": 2, "local-steps": 2,
+              "personal-steps": 2, "batch-size": 2, "eval-examples": 4, "max-len": 192,
+              "noise-multiplier": 1.0, "clipping-norm": 0.5, "out-dir": str(out)}
+    env_home = os.environ.get("GLASSMATE_HOME")
+    simulation(out, 3, config, timeout=900)
+    doc = json.loads((out / "fl.json").read_text())
+    rounds = doc["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert all(r["replied"] == 3 and r["dropped"] == 0 and r["aggregated"] for r in rounds[1:])
+    assert rounds[1]["epsilon"] < rounds[2]["epsilon"]  # ε accumulates over releases
+    final = doc["final"]
+    assert final["delta"] == 1e-5 and final["epsilon"] == rounds[2]["epsilon"]
+    for key in ("ppl_base", "ppl_global", "ppl_personalized", "mrr_base", "mrr_personalized"):
+        assert final[key] is not None and final[key] > 0
+    assert final["bytes_up_per_client_round"] > 0
+    assert os.environ.get("GLASSMATE_HOME") == env_home
+    # every update left through the gate: per client, an allowed fl-update per round and per evaluation
+    logs = sorted((out / "devices" / "state" / "fl").glob("*/audit.jsonl"))
+    assert len(logs) == 3
+    for log in logs:
+        entries = [json.loads(line) for line in log.read_text().splitlines()]
+        assert len(entries) == 2 + 3 and all(e["allowed"] and e["kind"] == "fl-update" for e in entries)
+
+
+def _deploy_config(train, dev, out, rounds: int = 2) -> dict:
+    return {"model": "tiny", "dataset": "irc", "data-train": str(train), "data-dev": str(dev), "min-messages": 10,
+            "num-clients": 3, "clients-per-round": 3, "min-clients": 2, "num-rounds": rounds, "local-steps": 2,
+            "personal-steps": 2, "batch-size": 2, "eval-examples": 4, "max-len": 192, "round-timeout": 60.0,
+            "out-dir": str(out)}
+
+
+def test_deployment_on_loopback_completes(irc_data, tmp_path, model_spec):
+    from federated.launch import deployment
+
+    out = tmp_path / "deploy"
+    deployment(out, 3, _deploy_config(*irc_data, out), timeout=900)
+    rounds = json.loads((out / "fl.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["replied"] == 3 for r in rounds[1:])
+
+
+def test_a_supernode_killed_in_round_two_is_dropped_and_the_run_completes(irc_data, tmp_path, model_spec):
+    from federated.launch import deployment
+
+    out = tmp_path / "deploy-kill"
+    deployment(out, 3, _deploy_config(*irc_data, out, rounds=3), timeout=900, kill_node_in_round=(2, 2))
+    doc = json.loads((out / "fl.json").read_text())
+    rounds = doc["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2, 3]
+    assert rounds[1]["replied"] == 3
+    assert rounds[2]["replied"] == 2 and rounds[3]["replied"] == 2  # the dead node is gone; the rest carry on
+    assert all(r["aggregated"] for r in rounds[1:]) and "final" in doc
