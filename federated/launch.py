@@ -80,7 +80,9 @@ class Federation:
         return proc
 
     def stop(self) -> None:
-        """SIGTERM each process group by PID, then SIGKILL what is left after 10 s."""
+        """SIGTERM each process group by PID, then SIGKILL what is left after 10 s — including the descendants
+        Flower starts in sessions of their own (SuperExec, the simulation and its Ray workers)."""
+        family = {d for p in self.procs for d in descendants(p.pid)}
         for p in reversed(self.procs):
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -93,6 +95,28 @@ class Federation:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc: parent links)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
 
 
 def base_env(folder: Path) -> dict[str, str]:
@@ -104,6 +128,8 @@ def base_env(folder: Path) -> dict[str, str]:
         # the app's processes find the same catalog and model files as this command
         "GLASSMATE_CATALOG": str(Path(os.environ.get("GLASSMATE_CATALOG", REPO_ROOT / "models" / "catalog.toml"))),
         "PYTHONUNBUFFERED": "1",
+        # Flower's processes start further Flower executables (flower-superexec, flwr-serverapp…) by name
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     })
     # Each run's simulated glasses keep their state (audit logs, private adapters) in the run folder; the model
     # files are the caller's own.
@@ -118,7 +144,7 @@ def base_env(folder: Path) -> dict[str, str]:
 
 
 def write_connection(env: dict[str, str], name: str, control_port: int, num_supernodes: int | None,
-                     cpus_per_client: float = 1.0) -> None:
+                     cpus_per_client: int = 1) -> None:
     home = Path(env["FLWR_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     lines = ["[superlink]", f'default = "{name}"', "", f"[superlink.{name}]",
@@ -126,7 +152,7 @@ def write_connection(env: dict[str, str], name: str, control_port: int, num_supe
     if num_supernodes is not None:
         lines += [f"options.num-supernodes = {num_supernodes}",
                   f"options.backend.client-resources.num-cpus = {cpus_per_client}",
-                  "options.backend.client-resources.num-gpus = 0.0"]
+                  "options.backend.client-resources.num-gpus = 0"]
     (home / "config.toml").write_text("\n".join(lines) + "\n")
 
 
@@ -164,8 +190,8 @@ def deployment(folder: Path, num_nodes: int, run_config: dict, timeout: float | 
             port = free_port()
             nodes.append(fed.start([tool("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{http}",
                                     "--host", "127.0.0.1", "--port", str(port), "--isolation", "subprocess",
-                                    "--node-config", f"partition-id={i} num-partitions={num_nodes}",
-                                    "--disable-runtime-dependency-installation"], f"supernode-{i}", port=port))
+                                    "--node-config", f"partition-id={i} num-partitions={num_nodes}"],
+                                   f"supernode-{i}", port=port))  # SuperNodes install nothing unless allowed
         write_connection(fed.env, "glassmate-deploy", http, None)
         if kill_node_in_round is not None:
             index, rnd = kill_node_in_round
@@ -192,7 +218,7 @@ def deployment(folder: Path, num_nodes: int, run_config: dict, timeout: float | 
     return folder
 
 
-def simulation(folder: Path, num_supernodes: int, run_config: dict, cpus_per_client: float = 1.0,
+def simulation(folder: Path, num_supernodes: int, run_config: dict, cpus_per_client: int = 1,
                timeout: float | None = None) -> Path:
     """A SuperLink in simulation mode on loopback, the run, then the SuperLink stopped by PID."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -78,7 +78,7 @@ def main(grid: Grid, context: Context) -> None:
 
     names = task.adapter_names(cfg)
     arrays = ArrayRecord(OrderedDict((k, Array(a)) for k, a in zip(names, task.initial_arrays(cfg), strict=True)))
-    strategy, accountant = make_strategy(n, aggregation, noise, clip, int(rc.get("min-clients", n)))
+    strategy, accountant = make_strategy(n, aggregation, noise, clip, int(rc.get("min-clients", 0)) or n)
     history: list[dict] = []
     run_start = time.perf_counter()
     evaluation = _evaluate(grid, strategy, 0, arrays, timeout)

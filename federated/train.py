@@ -158,7 +158,7 @@ def train(lm, tokenizer, examples: list[Example], config: TrainConfig, checkpoin
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if progress:
             progress(step + 1, total, losses[-1])
         done = step + 1

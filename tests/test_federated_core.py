@@ -43,7 +43,7 @@ def test_reply_example_prompt_holds_context_and_target_is_the_reply(irc_dirs):
     ex = reply_example(pair)
     assert ex.target == "try turning off power saving for the card, that fixed mine"
     assert "[Mon 10:01] Me: ann: which chipset?" in ex.messages[1].content
-    assert "ann: it says Intel AX210" in ex.messages[1].content
+    assert "[Mon 10:02] ann: bob: it says Intel AX210" in ex.messages[1].content
 
 
 @pytest.mark.skipif(not (SHARED / "tiny_shakespeare").is_dir(), reason="needs ../shared/data/tiny_shakespeare")

@@ -68,10 +68,11 @@ def test_simulation_with_dp_reports_epsilon_and_metrics(irc_data, tmp_path, mode
         assert len(entries) == 2 + 3 and all(e["allowed"] and e["kind"] == "fl-update" for e in entries)
 
 
-def _deploy_config(train, dev, out, rounds: int = 2) -> dict:
+def _deploy_config(train, dev, out, rounds: int = 2, timeout: float = 60.0) -> dict:
+    # Each message starts a fresh ClientApp process (imports, model, data): ~30 s a node on 2 shared cores.
     return {"model": "tiny", "dataset": "irc", "data-train": str(train), "data-dev": str(dev), "min-messages": 10,
             "num-clients": 3, "clients-per-round": 3, "min-clients": 2, "num-rounds": rounds, "local-steps": 2,
-            "personal-steps": 2, "batch-size": 2, "eval-examples": 4, "max-len": 192, "round-timeout": 60.0,
+            "personal-steps": 2, "batch-size": 2, "eval-examples": 4, "max-len": 192, "round-timeout": timeout,
             "out-dir": str(out)}
 
 
@@ -79,9 +80,11 @@ def test_deployment_on_loopback_completes(irc_data, tmp_path, model_spec):
     from federated.launch import deployment
 
     out = tmp_path / "deploy"
-    deployment(out, 3, _deploy_config(*irc_data, out), timeout=900)
-    rounds = json.loads((out / "fl.json").read_text())["rounds"]
+    deployment(out, 3, _deploy_config(*irc_data, out, timeout=240.0), timeout=1200)
+    doc = json.loads((out / "fl.json").read_text())
+    rounds = doc["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["replied"] == 3 for r in rounds[1:])
+    assert rounds[-1]["evaluated"] == 3 and doc["final"]["ppl_personalized"] > 0
 
 
 def test_a_supernode_killed_in_round_two_is_dropped_and_the_run_completes(irc_data, tmp_path, model_spec):
@@ -94,4 +97,5 @@ def test_a_supernode_killed_in_round_two_is_dropped_and_the_run_completes(irc_da
     assert [r["round"] for r in rounds] == [0, 1, 2, 3]
     assert rounds[1]["replied"] == 3
     assert rounds[2]["replied"] == 2 and rounds[3]["replied"] == 2  # the dead node is gone; the rest carry on
+    # (with a 60 s round timeout on 2 shared cores some evaluations time out here: this drill is about the training)
     assert all(r["aggregated"] for r in rounds[1:]) and "final" in doc
