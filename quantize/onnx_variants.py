@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from device.catalog import ModelSpec, get_model, models_dir, register_variant, require_model
+from federated.base_model import special_tokens_from_gguf
 from quantize.gguf_variants import QuantizeError, _registered_and_present, variant_spec
 
 PRECISIONS = ("fp32", "int8", "int4")
@@ -47,31 +48,10 @@ def gguf_to_pretrained(gguf_path: Path, out: Path) -> Path:
         raise QuantizeError(f"the GGUF's weights do not fit {type(loaded).__name__}: missing {missing[:3]}, "
                             f"unexpected {result.unexpected_keys[:3]}")
     plain.tie_weights()
-    _special_tokens_from_gguf(gguf_path, tok, plain)
+    special_tokens_from_gguf(gguf_path, tok, plain)
     plain.save_pretrained(out)
     tok.save_pretrained(out)
     return out
-
-
-def _special_tokens_from_gguf(gguf_path: Path, tok, model) -> None:
-    """Take BOS/EOS and add-BOS from the GGUF itself: transformers' GGUF reader (4.57) sets SmolLM2's eos_token to
-    <|im_start|> and add_bos_token to true, where the file says <|im_end|> and false."""
-    import gguf
-
-    fields = gguf.GGUFReader(gguf_path).fields
-
-    def value(key: str):
-        return fields[key].contents() if key in fields else None
-    bos, eos, add_bos = (value("tokenizer.ggml.bos_token_id"), value("tokenizer.ggml.eos_token_id"),
-                         value("tokenizer.ggml.add_bos_token"))
-    if bos is not None:
-        tok.bos_token = tok.convert_ids_to_tokens(int(bos))
-        model.config.bos_token_id = model.generation_config.bos_token_id = int(bos)
-    if eos is not None:
-        tok.eos_token = tok.convert_ids_to_tokens(int(eos))
-        model.config.eos_token_id = model.generation_config.eos_token_id = int(eos)
-    if add_bos is not None and hasattr(tok, "add_bos_token"):
-        tok.add_bos_token = bool(add_bos)
 
 
 def export_fp32(pretrained: Path, out: Path) -> Path:
