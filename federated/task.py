@@ -7,7 +7,6 @@ The model is loaded once per process and reused by every client the process play
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 from dataclasses import dataclass
@@ -126,10 +125,6 @@ def personalized(lm: LoraModel, tok, global_arrays: list, examples: list[Example
     load_adapter_state(lm, global_arrays)
     local_train(lm, tok, examples, cfg.personal_steps, cfg, seed)
     return adapter_arrays(lm)
-
-
-def snapshot(arrays: list) -> list:
-    return [copy.deepcopy(a) for a in arrays]
 
 
 def adapter_names(cfg: RunConfig) -> list[str]:
