@@ -377,11 +377,14 @@ def eval_replies_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Reply ranking (MRR, P@1 of the true reply among 10) and draft diversity (distinct-1/2, similarity)."""
+    from device.adapters import load_adapters
     from device.machine import machine_info
     from device.reply_evaluation import eval_replies, to_json
 
     with clear_errors():
         assistant = _open_assistant(model, threads, n_ctx, adapters)
+        adapter = assistant.adapters.get("draft_replies")
+        exclude = load_adapters()[adapter].training_ids() if adapter else set()
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             bars: dict[str, int] = {}
@@ -390,7 +393,8 @@ def eval_replies_cmd(
                 if stage not in bars:
                     bars[stage] = progress.add_task(f"{stage} with {assistant.engine.name}", total=total)
                 progress.update(bars[stage], completed=done, total=total)
-            result = eval_replies(assistant, data, n_rank=n, n_drafts=n_drafts, seed=seed, progress=tick)
+            result = eval_replies(assistant, data, n_rank=n, n_drafts=n_drafts, seed=seed, progress=tick,
+                                  exclude_ids=exclude)
     summary = to_json(result)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from device.inbox import FeedError, Message
+from device.inbox import WEARER, FeedError, Message
 
 BOTS = frozenset({"ubotu", "ubottu", "ubot5", "ubot2", "ubuntu", "chanserv", "nickserv"})
 _LINE = re.compile(r"^\[(\d\d):(\d\d)\] <([^>]{1,40})> (.*)$")
@@ -37,6 +37,11 @@ class ReplyPair:
     @property
     def user(self) -> str:
         return self.reply.nick
+
+    @property
+    def id(self) -> str:
+        """`file:line` of the reply: what an adapter's training record lists and evaluation checks against."""
+        return f"{self.file}:{self.reply.index}"
 
 
 def client_id(nick: str) -> str:
@@ -115,7 +120,8 @@ def strip_address(text: str) -> str:
 
 
 def pair_messages(pair: ReplyPair, thread: str = "IRC") -> list[Message]:
-    """The context lines as chat messages (a minute apart when the log's minutes collide)."""
+    """The context lines as the replier's glasses show them: their own earlier lines as the wearer ("Me"), the
+    others under their nicks (a minute apart when the log's minutes collide)."""
     base = datetime(2026, 1, 5, tzinfo=UTC)
     out = []
     last = None
@@ -123,6 +129,7 @@ def pair_messages(pair: ReplyPair, thread: str = "IRC") -> list[Message]:
         ts = base + timedelta(minutes=line.minute)
         if last is not None and ts <= last:
             ts = last + timedelta(seconds=30)
-        out.append(Message(thread, line.nick, line.text, ts))
+        sender = WEARER if line.nick == pair.user else line.nick
+        out.append(Message(thread, sender, line.text, ts))
         last = ts
     return out

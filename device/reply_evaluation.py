@@ -18,7 +18,7 @@ from pathlib import Path
 
 from device import prompts
 from device.assistant import Assistant, normalise
-from device.inbox import group_threads
+from device.inbox import FeedError, group_threads
 from device.irc import ReplyPair, pair_messages, reply_pairs, strip_address
 
 CANDIDATES = 10
@@ -131,9 +131,14 @@ def draft_stats(assistant: Assistant, pairs: list[ReplyPair], progress=None) -> 
 
 
 def eval_replies(assistant: Assistant, data: Path, n_rank: int = 50, n_drafts: int = 30, seed: int = 0,
-                 progress=None) -> ReplyEval:
+                 progress=None, exclude_ids: set[str] | frozenset[str] = frozenset()) -> ReplyEval:
+    """`exclude_ids`: the pairs that trained the replies adapter in use; scoring one of them is refused."""
     pool = reply_pairs(data)
     pairs = sample_pairs(data, max(n_rank, n_drafts), seed)
+    seen = [p.id for p in pairs if p.id in exclude_ids]
+    if seen:
+        raise FeedError(f"{len(seen)} of the {len(pairs)} sampled pairs in {data} trained the adapter in use (e.g. "
+                        f"{seen[0]}); evaluate on another folder (ubuntu_irc/dev), or pass --no-adapters")
     ranks = rank(assistant, pairs[:n_rank], pool, seed, progress=lambda d, t: progress and progress("rank", d, t))
     rows = draft_stats(assistant, pairs[:n_drafts], progress=lambda d, t: progress and progress("drafts", d, t))
 

@@ -25,8 +25,10 @@ err = Console(stderr=True)
 def build_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="catalog model to adapt (its GGUF is the base)")],
     task: Annotated[str, typer.Option(help=f"one of: {', '.join(TASKS)}")] = "catch_up",
-    data: Annotated[Path, typer.Option(help="training data: DialogSum-format JSONL for catch_up")] = Path(
-        "../shared/data/dialogsum/dialogsum.dev.jsonl"),
+    data: Annotated[Path | None, typer.Option(
+        help="training data: DialogSum-format JSONL for catch_up [default ../shared/data/dialogsum/"
+             "dialogsum.dev.jsonl]; a folder of Ubuntu IRC logs for draft_replies [default "
+             "../shared/data/ubuntu_irc/train]")] = None,
     epochs: Annotated[float | None, typer.Option(help="override the recipe's epochs")] = None,
     limit: Annotated[int | None, typer.Option(help="train on the first N examples only (smoke runs)")] = None,
     holdout: Annotated[int | None, typer.Option(help="first rows kept for evaluation (default: the recipe's)")] = None,
@@ -35,7 +37,10 @@ def build_cmd(
     """Train the task's LoRA on MODEL (fixed seed; resumes from its checkpoint if interrupted), export it as a GGUF
     LoRA adapter under models/built/adapters/ and register it with its sha256."""
     from device.inbox import FeedError
-    from federated.task_adapters import build
+    from federated.task_adapters import DEFAULT_DATA, build
+
+    if data is None:
+        data = DEFAULT_DATA.get(task, DEFAULT_DATA["catch_up"])
 
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -96,6 +101,9 @@ def fl_sim(
     noise: Annotated[float, typer.Option(help="DP noise multiplier (0: no DP)")] = 0.0,
     clip: Annotated[float, typer.Option(help="client-side clipping norm of each update")] = 1.0,
     aggregation: Annotated[str, typer.Option(help="fedavg, or with DP off: trimmed, median, krum")] = "fedavg",
+    secagg: Annotated[bool, typer.Option("--secagg", help="SecAgg+ rounds: the server sees only the sum; clients "
+                                                          "add the DP noise")] = False,
+    secagg_drop: Annotated[str, typer.Option(help="dropout drill: PID@ROUND leaves after the key exchange")] = "",
     local_steps: Annotated[int, typer.Option(help="local optimizer steps per round")] = 8,
     personal_steps: Annotated[int, typer.Option(help="private fine-tuning steps at evaluation")] = 8,
     out: Annotated[Path, typer.Option(help="where fl.json, logs and the adapter go")] = Path("fl-run"),
@@ -109,6 +117,7 @@ def fl_sim(
                   "data-train": str(data_train.resolve()), "data-dev": str(data_dev.resolve()),
                   "num-clients": clients, "clients-per-round": clients, "num-rounds": rounds,
                   "noise-multiplier": noise, "clipping-norm": clip, "aggregation": aggregation,
+                  "secagg": secagg, "secagg-drop": secagg_drop, "min-clients": clients - 1 if secagg_drop else 0,
                   "local-steps": local_steps, "personal-steps": personal_steps, "out-dir": str(out)}
     try:
         with err.status(f"federated simulation: {clients} clients, {rounds} rounds (logs in {out})…"):
@@ -138,6 +147,9 @@ def fl_deploy(
         "../shared/data/ubuntu_irc/train"),
     data_dev: Annotated[Path, typer.Option(help="IRC dev folder")] = Path("../shared/data/ubuntu_irc/dev"),
     round_timeout: Annotated[float, typer.Option(help="seconds to wait for a round's replies")] = 600.0,
+    noise: Annotated[float, typer.Option(help="DP noise multiplier (0: no DP)")] = 0.0,
+    clip: Annotated[float, typer.Option(help="client-side clipping norm of each update")] = 1.0,
+    secagg: Annotated[bool, typer.Option("--secagg", help="SecAgg+ rounds (clients add the DP noise)")] = False,
     out: Annotated[Path, typer.Option(help="where fl.json and logs go")] = Path("fl-deploy"),
     as_json: Annotated[bool, typer.Option("--json", help="print fl.json's final block")] = False,
 ) -> None:
@@ -149,7 +161,8 @@ def fl_deploy(
     run_config = {"model": "smollm2-135m" if real else "tiny", "dataset": dataset,
                   "data-train": str(data_train.resolve()), "data-dev": str(data_dev.resolve()),
                   "num-clients": nodes, "clients-per-round": nodes, "min-clients": max(1, nodes - 1),
-                  "num-rounds": rounds, "round-timeout": round_timeout, "out-dir": str(out)}
+                  "num-rounds": rounds, "round-timeout": round_timeout, "noise-multiplier": noise,
+                  "clipping-norm": clip, "secagg": secagg, "out-dir": str(out)}
     try:
         with err.status(f"federated deployment: {nodes} SuperNodes, {rounds} rounds (logs in {out})…"):
             deployment(out, nodes, run_config)

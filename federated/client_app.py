@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from device.paths import state_dir
@@ -27,7 +27,54 @@ from federated.partitions import Client, irc_clients, shakespeare_clients
 
 KEY_CLIPPING_NORM = "clipping_norm"  # what flwr's DifferentialPrivacyClientSideFixedClipping sends
 
-app = ClientApp()
+
+
+def secagg_when_asked(msg: Message, context: Context, call_next) -> Message:
+    """SecAgg+ for the train messages of a secure-aggregation round (those carrying its stage config), and every
+    protocol reply through this wearer's egress gate: keys, shares and the masked update, as integers only."""
+    from flwr.app.message_type import MessageType
+    from flwr.client.mod import secaggplus_mod
+    from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+
+    if msg.metadata.message_type != MessageType.TRAIN or RECORD_KEY_CONFIGS not in msg.content.config_records:
+        return call_next(msg, context)
+    stage = str(msg.content.config_records[RECORD_KEY_CONFIGS].get("stage", ""))
+    reply = secaggplus_mod(msg, context, call_next)
+    if reply.has_error():
+        return reply
+    cfg = task.RunConfig.from_flower(context.run_config)
+    _, client = my_client(cfg, context)
+    record = reply.content.config_records[RECORD_KEY_CONFIGS]
+    gate, transport = gate_for(client)
+    fields = {k: _as_ints(v) for k, v in record.items()}
+    decision = gate.send("fl-secagg", {"stage": stage, "fields": fields}, "fl-server")
+    if not decision.allowed:
+        raise PermissionError(f"the egress gate refused the secure-aggregation reply: {decision.reason}")
+    _, _, data = transport.delivered[-1]
+    sent = json.loads(data)["fields"]
+    reply.content.config_records[RECORD_KEY_CONFIGS] = ConfigRecord(
+        {k: _from_ints(sent[k], record[k]) for k in record}, False)
+    return reply
+
+
+def _as_ints(value):
+    if isinstance(value, bytes):
+        return list(value)
+    if isinstance(value, list):
+        return [_as_ints(v) for v in value]
+    return value
+
+
+def _from_ints(sent, like):
+    """The gate's delivered integers back in the type SecAgg+ sent (bytes, list of bytes, ints)."""
+    if isinstance(like, bytes):
+        return bytes(sent)
+    if isinstance(like, list):
+        return [_from_ints(s, x) for s, x in zip(sent, like, strict=True)]
+    return sent
+
+
+app = ClientApp(mods=[secagg_when_asked])
 
 
 @lru_cache(maxsize=4)
@@ -83,6 +130,8 @@ def _arrays(record: ArrayRecord) -> tuple[list[str], list]:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    if "fitins.parameters" in msg.content.array_records:
+        return train_secagg(msg, context)
     cfg = task.RunConfig.from_flower(context.run_config)
     pid, client = my_client(cfg, context)
     names, start = _arrays(msg.content["arrays"])
@@ -100,6 +149,41 @@ def train(msg: Message, context: Context) -> Message:
     metrics = MetricRecord({"train-loss": float(loss), "num-examples": 1, "update-norm": raw_norm,
                             "bytes-up": nbytes})
     return Message(RecordDict({"arrays": record, "metrics": metrics}), reply_to=msg)
+
+
+def train_secagg(msg: Message, context: Context) -> Message:
+    """A SecAgg+ round (Flower's legacy FitIns/FitRes layout): train, clip the update, add this client's share of
+    the Gaussian noise, send the update through the gate; SecAgg+ masks what the gate let out."""
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+
+    from federated.secure_aggregation import client_noise_std
+
+    rc = context.run_config
+    cfg = task.RunConfig.from_flower(rc)
+    pid, client = my_client(cfg, context)
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    start = [np.asarray(a, dtype=np.float32) for a in parameters_to_ndarrays(fitins.parameters)]
+    names = task.adapter_names(cfg)
+    server_round = int(fitins.config.get("server-round", 0))
+    if str(rc.get("secagg-drop", "")) == f"{pid}@{server_round}":
+        # the drill: this wearer goes offline after the key exchange, before its masked update is sent
+        raise ConnectionAbortedError(f"client {pid} dropped out of round {server_round} (secagg-drop drill)")
+    lm, tok = task.load(cfg)
+    load_adapter_state(lm, start)
+    loss = task.local_train(lm, tok, client.train, cfg.local_steps, cfg, seed=cfg.seed + 1009 * server_round + pid)
+    new = adapter_arrays(lm)
+    clip = float(rc.get("clipping-norm", 1.0))
+    raw_norm = clip_update(new, start, clip)
+    std = client_noise_std(float(rc.get("noise-multiplier", 0.0)), clip, int(rc.get("clients-per-round", 1)))
+    rng = np.random.default_rng()  # fresh entropy: noise a server could predict protects nothing
+    update = [(n - s + (rng.normal(0.0, std, size=s.shape) if std > 0 else 0.0)).astype(np.float32)
+              for n, s in zip(new, start, strict=True)]
+    sent, nbytes = send_through_gate(client, names, update, {"loss": loss, "round": server_round,
+                                                             "num_examples": 1})
+    fitres = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(sent), 1,
+                    {"train-loss": float(loss), "update-norm": raw_norm, "bytes-up": nbytes})
+    return Message(compat.fitres_to_recorddict(fitres, keep_input=True), reply_to=msg)
 
 
 @app.evaluate()

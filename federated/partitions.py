@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from device import prompts
-from device.inbox import WEARER, Message, group_threads
+from device.inbox import Message, group_threads
 from device.irc import ReplyPair, client_id, pair_messages, reply_pairs, strip_address
 from federated.train import Example
 
@@ -28,8 +28,7 @@ class Client:
 
 
 def reply_example(pair: ReplyPair) -> Example:
-    msgs = [Message(m.thread, WEARER if m.sender == pair.user else m.sender, m.text, m.ts)
-            for m in pair_messages(pair)]
+    msgs = pair_messages(pair)
     thread = group_threads(msgs)[msgs[0].thread]
     header = prompts.thread_header(thread.name, thread.participants)
     lines = [prompts.message_line(m) for m in thread.messages]

@@ -2,7 +2,9 @@
 
 FedAvg over the shared LoRA (or FedTrimmedAvg / FedMedian / Krum where DP is off), wrapped in Flower's
 DifferentialPrivacyClientSideFixedClipping with its RDP accountant when noise is on (clients clip, the server adds
-Gaussian noise to the mean and reports ε at δ). Our own round loop around the strategy's configure/aggregate
+Gaussian noise to the mean and reports ε at δ). With `secagg = true` the round is SecAgg+ instead
+(federated.secure_aggregation): the server sees only the unmasked sum, the clients add the noise.
+Our own round loop around the strategy's configure/aggregate
 steps, so each round records train loss, held-out perplexity and ranking (bare / global / personalized), ε, bytes
 per client, dropped clients and wall time into fl.json; the final global adapter is exported as a GGUF LoRA.
 """
@@ -26,6 +28,7 @@ from flwr.serverapp.strategy import (
 )
 
 from federated import task
+from federated.secure_aggregation import SecAggPlus, apply_update, effective_noise
 
 app = ServerApp()
 DELTA = 1e-5
@@ -45,12 +48,7 @@ def make_strategy(n: int, aggregation: str, noise: float, clip: float, min_nodes
     base = {"fedavg": FedAvg, "trimmed": FedTrimmedAvg, "median": FedMedian, "krum": Krum}[aggregation](**common)
     if noise <= 0:
         return base, None
-    from flwr.supercore.privacy_accounting import NeighboringRelation, PrivacyConfig, SamplingMethod
-    from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
-
-    accountant = RdpAccountant(PrivacyConfig(target_delta=DELTA, population_size=n,
-                                             neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
-                                             sampling_method=SamplingMethod.NO_AMPLIFICATION))
+    accountant = _accountant(n)
     return DifferentialPrivacyClientSideFixedClipping(base, noise, clip, n, accountant=accountant), accountant
 
 
@@ -78,37 +76,79 @@ def main(grid: Grid, context: Context) -> None:
 
     names = task.adapter_names(cfg)
     arrays = ArrayRecord(OrderedDict((k, Array(a)) for k, a in zip(names, task.initial_arrays(cfg), strict=True)))
-    strategy, accountant = make_strategy(n, aggregation, noise, clip, int(rc.get("min-clients", 0)) or n)
+    least = int(rc.get("min-clients", 0)) or n
+    secagg = bool(rc.get("secagg", False))
+    if secagg:
+        # SecAgg+: the clients add the noise (the server never sees one update), a standalone accountant tracks ε
+        if aggregation != "fedavg":
+            raise ValueError("secure aggregation sums updates: robust aggregation needs them one by one")
+        strategy, _ = make_strategy(n, "fedavg", 0.0, clip, least)
+        accountant = _accountant(n) if noise > 0 else None
+    else:
+        strategy, accountant = make_strategy(n, aggregation, noise, clip, least)
     history: list[dict] = []
     run_start = time.perf_counter()
     evaluation = _evaluate(grid, strategy, 0, arrays, timeout)
     history.append({"round": 0, **evaluation})
     _write(out, cfg, rc, history, accountant, None)
-    for rnd in range(1, rounds + 1):
-        t0 = time.perf_counter()
-        config = ConfigRecord({"server-round": rnd})
-        messages = list(strategy.configure_train(rnd, arrays, config, grid))
-        replies = list(grid.send_and_receive(messages, timeout=timeout))
-        ok = [r for r in replies if not r.has_error()]
-        new_arrays, _ = strategy.aggregate_train(rnd, replies)
-        if new_arrays is not None:
-            arrays = new_arrays
-        evaluation = _evaluate(grid, strategy, rnd, arrays, timeout)
-        spent = accountant.get_privacy_spent() if accountant else None
-        history.append({
-            "round": rnd, "train_loss": _mean(ok, "train-loss"), "update_norm": _mean(ok, "update-norm"),
-            "clients": len(messages), "replied": len(ok), "dropped": len(messages) - len(ok),
-            "aggregated": new_arrays is not None,
-            "bytes_up_per_client": _mean(ok, "bytes-up"), "bytes_down_per_client": _record_size(arrays),
-            "epsilon": spent.epsilon if spent else None, **evaluation,
-            "wall_s": round(time.perf_counter() - t0, 2)})
-        _write(out, cfg, rc, history, accountant, None)
+    with SecAggPlus(context, n, least, timeout) as secure:
+        for rnd in range(1, rounds + 1):
+            t0 = time.perf_counter()
+            if secagg:
+                arrays, row = _secagg_round(secure, grid, rnd, arrays, n, noise, clip, accountant)
+            else:
+                arrays, row = _plain_round(strategy, grid, rnd, arrays, timeout)
+            evaluation = _evaluate(grid, strategy, rnd, arrays, timeout)
+            spent = accountant.get_privacy_spent() if accountant else None
+            history.append({"round": rnd, **row, "secagg": secagg, "bytes_down_per_client": _record_size(arrays),
+                            "epsilon": spent.epsilon if spent else None, **evaluation,
+                            "wall_s": round(time.perf_counter() - t0, 2)})
+            _write(out, cfg, rc, history, accountant, None)
     final = _final(history, accountant, noise)
     _write(out, cfg, rc, history, accountant, final | {"wall_s": round(time.perf_counter() - run_start, 1)})
     np.savez(out / "global_adapter.npz", **{k.replace(".", "__"): np.asarray(v) for k, v in
                                             zip(arrays.keys(), arrays.to_numpy_ndarrays(), strict=True)})
     if cfg.model != "tiny":
         _export_gguf(cfg, arrays, out / "global_adapter.gguf")
+
+
+def _accountant(population: int):
+    from flwr.supercore.privacy_accounting import NeighboringRelation, PrivacyConfig, SamplingMethod
+    from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
+
+    return RdpAccountant(PrivacyConfig(target_delta=DELTA, population_size=population,
+                                       neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+                                       sampling_method=SamplingMethod.NO_AMPLIFICATION))
+
+
+def _plain_round(strategy, grid: Grid, rnd: int, arrays: ArrayRecord, timeout: float) -> tuple[ArrayRecord, dict]:
+    messages = list(strategy.configure_train(rnd, arrays, ConfigRecord({"server-round": rnd}), grid))
+    replies = list(grid.send_and_receive(messages, timeout=timeout))
+    ok = [r for r in replies if not r.has_error()]
+    new_arrays, _ = strategy.aggregate_train(rnd, replies)
+    return (arrays if new_arrays is None else new_arrays), {
+        "train_loss": _mean(ok, "train-loss"), "update_norm": _mean(ok, "update-norm"), "clients": len(messages),
+        "replied": len(ok), "dropped": len(messages) - len(ok), "aggregated": new_arrays is not None,
+        "bytes_up_per_client": _mean(ok, "bytes-up")}
+
+
+def _secagg_round(secure: SecAggPlus, grid: Grid, rnd: int, arrays: ArrayRecord, n: int, noise: float, clip: float,
+                  accountant) -> tuple[ArrayRecord, dict]:
+    from flwr.supercore.privacy_accounting import GaussianPrivacyEvent
+
+    result = secure.train_round(grid, rnd, arrays, {"server-round": rnd, "clipping-norm": clip})
+    if result.mean_update is not None:
+        arrays = apply_update(arrays, result.mean_update)
+        if accountant is not None and result.replied:
+            # the noise shares of clients that dropped never reached the sum: account for what did
+            accountant.compose(GaussianPrivacyEvent(effective_noise(noise, n, result.replied), n, n))
+
+    def mean(key: str) -> float | None:
+        vals = [float(m[key]) for m in result.metrics if key in m]
+        return float(np.mean(vals)) if vals else None
+    return arrays, {"train_loss": mean("train-loss"), "update_norm": mean("update-norm"), "clients": n,
+                    "replied": result.replied, "dropped": n - result.replied,
+                    "aggregated": result.mean_update is not None, "bytes_up_per_client": mean("bytes-up")}
 
 
 def _evaluate(grid: Grid, strategy, rnd: int, arrays: ArrayRecord, timeout: float) -> dict:
@@ -127,6 +167,7 @@ def _final(history: list[dict], accountant, noise: float) -> dict:
             "mrr_base": first["mrr_base"], "mrr_global": last["mrr_global"], "mrr_personalized": last["mrr_personal"],
             "epsilon": accountant.get_privacy_spent().epsilon if accountant else None,
             "delta": DELTA if accountant else None, "noise_multiplier": noise,
+            "secagg": bool(history[-1].get("secagg")) if len(history) > 1 else False,
             "bytes_up_per_client_round": float(np.mean(up)) if up else None}
 
 

@@ -6,11 +6,17 @@ dialogue (same header, same fenced timestamped lines), the target the human summ
 `#Person1#` tags written as the chat names them. References that name something the dialogue lacks are
 dropped (the faithfulness check, the same one the guard applies). The first `holdout` rows are never trained
 on: that is where `glassmate eval summaries` measures the adapter (it refuses overlapping rows).
+
+draft_replies learns the wearer's next message from real replies: Ubuntu IRC (message, a little context) → the
+reply its author wrote, in the prompt that reply ranking scores and that the assistant's single-draft path uses
+(the wearer's own earlier lines as "Me"). It trains on the `train` folder; `glassmate eval replies` measures it on
+`dev` and refuses pairs it trained on. Replies shorter than two words ("yes", "ok") are left out.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from collections.abc import Callable
@@ -41,7 +47,15 @@ RECIPES = {
     # Top 10 of SmolLM2's 30 layers: backward stops there, 2.4x faster per step on 2 cores than all layers.
     "catch_up": Recipe("catch_up", LoraSpec(r=16, alpha=32.0, dropout=0.05, targets=ALL_LINEAR, top_layers=10),
                        TrainConfig(epochs=1.5, lr=3e-4, batch_size=4, max_len=768, seed=0), holdout=100),
+    # IRC prompts are short (~150 tokens): more examples per step, one pass over a seeded sample of 1200 replies.
+    "draft_replies": Recipe("draft_replies",
+                            LoraSpec(r=16, alpha=32.0, dropout=0.05, targets=ALL_LINEAR, top_layers=10),
+                            TrainConfig(epochs=1.0, lr=3e-4, batch_size=8, max_len=320, seed=0), holdout=0),
 }
+# How many (message → reply) pairs the draft_replies recipe samples from the training folder.
+REPLY_SAMPLE = 1200
+DEFAULT_DATA = {"catch_up": Path("../shared/data/dialogsum/dialogsum.dev.jsonl"),
+                "draft_replies": Path("../shared/data/ubuntu_irc/train")}
 # Per-model changes to a task's recipe, where 2 cores make the default too slow.
 MODEL_OVERRIDES: dict[tuple[str, str], dict] = {
     # Qwen2.5-0.5B costs ~3.5x SmolLM2 per forward token: adapt its top 6 of 24 layers for one epoch.
@@ -102,6 +116,28 @@ def catch_up_data(path: Path, holdout: int) -> TaskData:
     return TaskData(examples, ids, dropped, holdout_ids)
 
 
+def draft_replies_data(folder: Path, n: int = REPLY_SAMPLE, seed: int = 0) -> TaskData:
+    from device.irc import reply_pairs, strip_address
+    from federated.partitions import reply_example
+
+    pairs = [p for p in reply_pairs(folder) if len(strip_address(p.reply.text).split()) >= 2]
+    random.Random(seed).shuffle(pairs)
+    pairs = pairs[:n]
+    return TaskData([reply_example(p) for p in pairs], [p.id for p in pairs], [], [])
+
+
+def task_data(task: str, data: Path, holdout: int) -> TaskData:
+    if task == "catch_up":
+        return catch_up_data(data, holdout)
+    return draft_replies_data(data)
+
+
+def data_name(data: Path) -> str:
+    """A data path as the record names it: the file, or the corpus/folder (never this machine's layout)."""
+    p = Path(data)
+    return p.name if p.is_file() else f"{p.parent.name}/{p.name}"
+
+
 def adapter_file(model: str, task: str) -> str:
     return f"built/adapters/{model}.{task}.gguf"
 
@@ -117,7 +153,7 @@ def build(model: str, task: str, data: Path, progress: Callable[[int, int, float
     recipe = recipe_for(model, task)
     config = recipe.train if epochs is None else TrainConfig(**(recipe.train.to_json() | {"epochs": epochs}))
     holdout = recipe.holdout if holdout is None else holdout
-    td = catch_up_data(Path(data), holdout)
+    td = task_data(task, Path(data), holdout)
     examples, ids = td.examples[:limit], td.ids[:limit]
     base = load_catalog_model(model)
     lm = attach(base.model, recipe.lora, seed=config.seed)
@@ -125,7 +161,7 @@ def build(model: str, task: str, data: Path, progress: Callable[[int, int, float
     checkpoint = state_dir() / "training" / f"{model}.{task}.{key}.pt"
     report = train(lm, base.tokenizer, examples, config, checkpoint=checkpoint, progress=progress, recipe=key)
     rel = adapter_file(model, task)
-    made_by = f"glassmate adapters build --model {model} --task {task} --data {Path(data).name}"
+    made_by = f"glassmate adapters build --model {model} --task {task} --data {data_name(data)}"
     if epochs is not None:
         made_by += f" --epochs {epochs}"
     if limit is not None:
@@ -136,7 +172,7 @@ def build(model: str, task: str, data: Path, progress: Callable[[int, int, float
                        recipe.lora.alpha, {"task": task, "model": model, "recipe": key})
     spec = register_adapter(AdapterSpec(name=f"{model}.{task}", model=model, task=task, file=rel, sha256="",
                                         size=0, made_by=made_by,
-                                        trained_on={"data": Path(data).name, "ids": ids}))
+                                        trained_on={"data": data_name(data), "ids": ids}))
     out = {"adapter": spec.name, "file": str(spec.path), "sha256": spec.sha256, "size": spec.size,
            "recipe": key, "lora": recipe.lora.to_json(), "train": config.to_json(),
            "examples": len(examples), "dropped_unfaithful": len(td.dropped_unfaithful),

@@ -60,6 +60,22 @@ def test_policies_allow_numbers_and_refuse_text(gate_setup):
     assert all({"ts", "kind", "bytes", "destination", "allowed", "reason"} <= set(e) for e in entries)
 
 
+def test_secure_aggregation_traffic_is_integers_of_known_fields(gate_setup):
+    _, gate, _ = gate_setup
+    assert gate.send("fl-secagg", {"stage": "setup", "fields": {"pk1": [4, 200, 17], "pk2": [9]}}, "fl-server").allowed
+    assert gate.send("fl-secagg", {"stage": "unmask", "fields": {"nids": [3, 7], "shares": [[1, 2], [3]]}},
+                     "fl-server").allowed
+    refused = [
+        gate.send("fl-secagg", {"stage": "setup", "fields": {"pk1": ["key"]}}, "fl-server"),
+        gate.send("fl-secagg", {"stage": "setup", "fields": {"note": [1]}}, "fl-server"),
+        gate.send("fl-secagg", {"stage": "chat", "fields": {}}, "fl-server"),
+        gate.send("fl-secagg", {"stage": "setup", "fields": {"pk1": [1.5]}}, "fl-server"),
+        gate.send("fl-secagg", {"stage": "setup", "fields": {"pk1": [1]}, "extra": 1}, "fl-server"),
+        gate.send("fl-secagg", {"stage": "setup", "fields": {"pk1": [1]}}, "telemetry"),
+    ]
+    assert not any(d.allowed for d in refused)
+
+
 def test_stored_text_is_refused_whatever_the_wrapping(gate_setup):
     _, gate, folder = gate_setup
     attempts = [

@@ -99,3 +99,31 @@ def test_a_supernode_killed_in_round_two_is_dropped_and_the_run_completes(irc_da
     assert rounds[2]["replied"] == 2 and rounds[3]["replied"] == 2  # the dead node is gone; the rest carry on
     # (with a 60 s round timeout on 2 shared cores some evaluations time out here: this drill is about the training)
     assert all(r["aggregated"] for r in rounds[1:]) and "final" in doc
+
+
+def test_secure_aggregation_survives_a_dropout_and_accounts_the_noise_that_arrived(irc_data, tmp_path, model_spec):
+    from federated.launch import simulation
+    from federated.secure_aggregation import effective_noise
+
+    train, dev = irc_data
+    out = tmp_path / "secagg"
+    config = {"model": "tiny", "dataset": "irc", "data-train": str(train), "data-dev": str(dev),
+              "min-messages": 10, "num-clients": 3, "clients-per-round": 3, "min-clients": 2, "num-rounds": 2,
+              "local-steps": 2, "personal-steps": 2, "batch-size": 2, "eval-examples": 4, "max-len": 192,
+              "noise-multiplier": 1.0, "clipping-norm": 0.5, "secagg": True, "secagg-drop": "2@2",
+              "round-timeout": 300.0, "out-dir": str(out)}
+    simulation(out, 3, config, timeout=900)
+    doc = json.loads((out / "fl.json").read_text())
+    rounds = doc["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["secagg"] for r in rounds[1:])
+    assert rounds[1]["replied"] == 3 and rounds[2]["replied"] == 2 and rounds[2]["dropped"] == 1
+    assert all(r["aggregated"] for r in rounds[1:])  # the dropped client's masks were rebuilt from shares
+    assert 0 < rounds[1]["epsilon"] < rounds[2]["epsilon"] and doc["final"]["secagg"] is True
+    assert effective_noise(1.0, 3, 2) < 1.0  # fewer noise shares arrived: the accountant charges more
+    # the global adapter moved: the unmasked mean update was applied
+    assert rounds[2]["ppl_global"] != rounds[0]["ppl_global"]
+    # every protocol reply and every update left through the wearer's gate; none was refused
+    for log in sorted((out / "devices" / "state" / "fl").glob("*/audit.jsonl")):
+        entries = [json.loads(line) for line in log.read_text().splitlines()]
+        kinds = {e["kind"] for e in entries}
+        assert {"fl-secagg", "fl-update"} <= kinds and all(e["allowed"] for e in entries)

@@ -97,3 +97,25 @@ def test_eval_replies_on_real_model_outputs(irc_folder, engine):
 def test_dev_split_yields_many_users_pairs():
     pairs = reply_pairs(SHARED / "ubuntu_irc" / "dev")
     assert len(pairs) > 1000 and len({p.user for p in pairs}) > 200
+
+
+def test_the_replier_reads_their_own_earlier_lines_as_me(irc_folder):
+    from device.irc import pair_messages
+
+    third = reply_pairs(irc_folder)[2]  # bob answers ann, after bob's own question
+    assert [m.sender for m in pair_messages(third)] == ["me", "ann"]
+    assert third.id == "2026-01-05_10.raw.txt:6"
+
+
+def test_replies_adapter_data_and_the_eval_refuses_pairs_it_trained_on(irc_folder, engine):
+    from federated.task_adapters import draft_replies_data, recipe_for
+
+    td = draft_replies_data(irc_folder, n=5)
+    assert len(td.examples) == len(td.ids) == 5 and len(set(td.ids)) == 5
+    texts = {strip_address(p.reply.text) for p in reply_pairs(irc_folder)}
+    assert all(ex.target in texts and len(ex.target.split()) >= 2 for ex in td.examples)
+    assert "My next message:" in td.examples[0].messages[1].content
+    assert draft_replies_data(irc_folder, n=5).ids == td.ids  # seeded
+    assert recipe_for("smollm2-135m", "draft_replies").holdout == 0  # held out by folder, not by rows
+    with pytest.raises(FeedError, match="trained the adapter"):
+        eval_replies(Assistant(engine), irc_folder, n_rank=3, n_drafts=0, exclude_ids=set(td.ids))

@@ -168,13 +168,40 @@ def policy_outgoing_reply(payload: Any) -> None:
         raise PolicyViolation("outgoing-reply needs a thread and a non-empty text")
 
 
+# Secure aggregation (SecAgg+) protocol traffic: its stages and the fields each may carry (public keys, encrypted
+# key shares, node ids, the masked update), every one as integers — bytes travel as lists of 0..255.
+SECAGG_FIELDS = {"setup": {"pk1", "pk2"}, "share_keys": {"dsts", "ctxts"}, "collect_masked_vectors": {"masked_params"},
+                 "unmask": {"nids", "shares"}}
+
+
+def _byte_lists(x: Any) -> bool:
+    if isinstance(x, int) and not isinstance(x, bool):
+        return True
+    return isinstance(x, list) and all(_byte_lists(v) for v in x)
+
+
+def policy_fl_secagg(payload: Any) -> None:
+    """One SecAgg+ reply: a known stage and its declared fields, integers only (no text can ride along)."""
+    if not isinstance(payload, dict) or set(payload) != {"stage", "fields"} or not isinstance(payload["fields"], dict):
+        raise PolicyViolation("fl-secagg must be exactly {'stage', 'fields'}")
+    allowed = SECAGG_FIELDS.get(payload["stage"]) if isinstance(payload["stage"], str) else None
+    if allowed is None:
+        raise PolicyViolation(f"fl-secagg stage {str(payload['stage'])[:30]!r} is not a SecAgg+ stage")
+    for key, value in payload["fields"].items():
+        if key not in allowed:
+            raise PolicyViolation(f"fl-secagg stage {payload['stage']} may not carry {key[:30]!r}")
+        if not _byte_lists(value):
+            raise PolicyViolation(f"fl-secagg field {key!r} holds something other than integers")
+
+
 POLICIES: dict[str, Callable[[Any], None]] = {
     "fl-update": policy_fl_update,
+    "fl-secagg": policy_fl_secagg,
     "metrics": policy_metrics,
     "crash-report": policy_crash_report,
     "outgoing-reply": policy_outgoing_reply,
 }
-DESTINATIONS = {"fl-update": {"fl-server"}, "metrics": {"telemetry"}, "crash-report": {"telemetry"},
+DESTINATIONS = {"fl-update": {"fl-server"}, "fl-secagg": {"fl-server"}, "metrics": {"telemetry"}, "crash-report": {"telemetry"},
                 "outgoing-reply": {"phone-bridge"}}
 
 
