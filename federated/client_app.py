@@ -90,7 +90,13 @@ def my_client(cfg: task.RunConfig, context: Context) -> tuple[int, Client]:
     pid = int(context.node_config.get("partition-id", 0))
     if not 0 <= pid < len(clients):
         raise ValueError(f"partition-id {pid} is out of range: the data has {len(clients)} clients")
-    return pid, clients[pid]
+    client = clients[pid]
+    if pid < cfg.canaries:  # an audit run: this wearer's data holds a secret the audit looks for afterwards
+        from federated.canaries import canaries, planted
+
+        client = Client(client.id, client.train + planted(canaries(cfg.canaries, cfg.seed)[pid], cfg.canary_copies),
+                        client.test)
+    return pid, client
 
 
 def gate_for(client: Client) -> tuple[EgressGate, MemoryTransport]:
@@ -206,7 +212,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     private = task.personalized(lm, tok, global_arrays, train_part, cfg, seed=cfg.seed + 7919 * server_round + pid)
     out["ppl-personal"] = task.perplexity(lm, tok, held_out, cfg)
     out["mrr-personal"], out["p1-personal"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
-    _keep_private(client, names, private)
+    _keep_private(cfg, client, names, private)
     # numbers only, and through the gate like every byte that leaves
     gate, _ = gate_for(client)
     decision = gate.send("fl-update", {"arrays": {}, "metrics": {k.replace("-", "_"): float(v)
@@ -216,9 +222,11 @@ def evaluate(msg: Message, context: Context) -> Message:
     return Message(RecordDict({"metrics": MetricRecord(out)}), reply_to=msg)
 
 
-def _keep_private(client: Client, names: list[str], arrays: list) -> Path:
-    """The personalized adapter stays on the device (under the state folder), never in a reply."""
+def _keep_private(cfg: task.RunConfig, client: Client, names: list[str], arrays: list) -> Path:
+    """The personalized adapter stays on the device (under the state folder), never in a reply: as arrays, and for
+    a real model as the GGUF LoRA its llama.cpp engine loads (`glassmate reply --adapter …/personal_adapter.gguf`)."""
     path = state_dir() / "fl" / client.id / "personal_adapter.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{n.replace(".", "__"): a for n, a in zip(names, arrays, strict=True)})
+    task.export_gguf(cfg, names, arrays, path.with_suffix(".gguf"), "personalized")
     return path

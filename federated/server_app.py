@@ -28,6 +28,7 @@ from flwr.serverapp.strategy import (
 )
 
 from federated import task
+from federated.plots import plot_run
 from federated.secure_aggregation import SecAggPlus, apply_update, effective_noise
 
 app = ServerApp()
@@ -105,11 +106,13 @@ def main(grid: Grid, context: Context) -> None:
                             "wall_s": round(time.perf_counter() - t0, 2)})
             _write(out, cfg, rc, history, accountant, None)
     final = _final(history, accountant, noise)
+    if cfg.canaries > 0:
+        final["canary_audit"] = _canary_audit(cfg, arrays)
     _write(out, cfg, rc, history, accountant, final | {"wall_s": round(time.perf_counter() - run_start, 1)})
     np.savez(out / "global_adapter.npz", **{k.replace(".", "__"): np.asarray(v) for k, v in
                                             zip(arrays.keys(), arrays.to_numpy_ndarrays(), strict=True)})
-    if cfg.model != "tiny":
-        _export_gguf(cfg, arrays, out / "global_adapter.gguf")
+    plot_run(out / "fl.json")
+    task.export_gguf(cfg, list(arrays.keys()), arrays.to_numpy_ndarrays(), out / "global_adapter.gguf", "global")
 
 
 def _accountant(population: int):
@@ -151,6 +154,15 @@ def _secagg_round(secure: SecAggPlus, grid: Grid, rnd: int, arrays: ArrayRecord,
                     "aggregated": result.mean_update is not None, "bytes_up_per_client": mean("bytes-up")}
 
 
+def _canary_audit(cfg: task.RunConfig, arrays: ArrayRecord) -> dict:
+    from federated.canaries import audit, canaries
+    from federated.lora import load_adapter_state
+
+    lm, tok = task.load(cfg)
+    load_adapter_state(lm, [np.asarray(a) for a in arrays.to_numpy_ndarrays()])
+    return audit(lm, tok, canaries(cfg.canaries, cfg.seed))
+
+
 def _evaluate(grid: Grid, strategy, rnd: int, arrays: ArrayRecord, timeout: float) -> dict:
     messages = list(strategy.configure_evaluate(rnd, arrays, ConfigRecord({"server-round": rnd}), grid))
     replies = [r for r in grid.send_and_receive(messages, timeout=timeout) if not r.has_error()]
@@ -178,16 +190,3 @@ def _write(out: Path, cfg: task.RunConfig, rc, history: list[dict], accountant, 
     tmp = out / "fl.json.partial"
     tmp.write_text(json.dumps(doc, indent=1, default=float) + "\n")
     tmp.replace(out / "fl.json")
-
-
-def _export_gguf(cfg: task.RunConfig, arrays: ArrayRecord, path: Path) -> None:
-    from federated.gguf_lora import write_gguf_adapter
-
-    lm, _ = task.load(cfg)
-    state = dict(zip(arrays.keys(), arrays.to_numpy_ndarrays(), strict=True))
-    base = lm.model.get_base_model()
-    from device.catalog import require_model
-    from federated.base_model import gguf_architecture
-
-    write_gguf_adapter(path, state, base.config, gguf_architecture(require_model(cfg.model).path), lm.spec.alpha,
-                       {"task": "draft_replies", "model": cfg.model, "made_by": "glassmate fl"})

@@ -36,6 +36,8 @@ class RunConfig:
     max_len: int = 256
     eval_examples: int = 16
     seed: int = 0
+    canaries: int = 0  # privacy audit: the first N clients get a planted canary (0: none)
+    canary_copies: int = 10
 
     @classmethod
     def from_flower(cls, config) -> RunConfig:
@@ -125,6 +127,22 @@ def personalized(lm: LoraModel, tok, global_arrays: list, examples: list[Example
     load_adapter_state(lm, global_arrays)
     local_train(lm, tok, examples, cfg.personal_steps, cfg, seed)
     return adapter_arrays(lm)
+
+
+def export_gguf(cfg: RunConfig, names: list[str], arrays: list, path: Path, kind: str) -> Path | None:
+    """The adapter as a GGUF LoRA that the glasses' llama.cpp engine loads (`glassmate reply --adapter PATH`);
+    None for the tiny CI model, which has no GGUF base."""
+    if cfg.model == "tiny":
+        return None
+    from device.catalog import require_model
+    from federated.base_model import gguf_architecture
+    from federated.gguf_lora import write_gguf_adapter
+
+    lm, _ = load(cfg)
+    write_gguf_adapter(path, dict(zip(names, arrays, strict=True)), lm.model.get_base_model().config,
+                       gguf_architecture(require_model(cfg.model).path), lm.spec.alpha,
+                       {"task": "draft_replies", "model": cfg.model, "made_by": f"glassmate fl ({kind})"})
+    return path
 
 
 def adapter_names(cfg: RunConfig) -> list[str]:

@@ -84,3 +84,20 @@ def test_local_training_personalization_and_metrics_on_the_tiny_model(model_spec
     pool = [f"unrelated message number {i}" for i in range(20)]
     mrr, p1 = ranking(lm, tok, mine, pool, cfg)
     assert 0.1 <= mrr <= 1.0 and 0.0 <= p1 <= 1.0
+
+
+def test_canary_exposure_detects_a_memorised_secret(model_spec):
+    from federated.canaries import audit, canaries, exposure, planted
+    from federated.lora import load_adapter_state
+    from federated.task import RunConfig, initial_arrays, load, local_train
+
+    cfg = RunConfig(model="tiny", lr=5e-3, batch_size=4, seed=0)
+    lm, tok = load(cfg)
+    load_adapter_state(lm, initial_arrays(cfg))
+    canary = canaries(2, seed=0)[1]
+    assert canary.secret != canaries(2, seed=0)[0].secret and canaries(2, seed=0) == canaries(2, seed=0)
+    before = exposure(lm, tok, canary, candidates=100)
+    local_train(lm, tok, planted(canary, 16), 30, cfg, seed=0)
+    report = audit(lm, tok, [canary], candidates=100)
+    assert report["exposure_mean"] > before + 2 and report["exposure_mean"] > report["base_exposure_mean"]
+    assert 0 <= report["exposure_max"] <= report["max_possible"] == pytest.approx(math.log2(101))

@@ -46,7 +46,7 @@ def test_simulation_with_dp_reports_epsilon_and_metrics(irc_data, tmp_path, mode
     config = {"model": "tiny", "dataset": "irc", "data-train": str(train), "data-dev": str(dev),
               "min-messages": 10, "num-clients": 3, "clients-per-round": 3, "num-rounds": 2, "local-steps": 2,
               "personal-steps": 2, "batch-size": 2, "eval-examples": 4, "max-len": 192,
-              "noise-multiplier": 1.0, "clipping-norm": 0.5, "out-dir": str(out)}
+              "noise-multiplier": 1.0, "clipping-norm": 0.5, "canaries": 1, "out-dir": str(out)}
     env_home = os.environ.get("GLASSMATE_HOME")
     simulation(out, 3, config, timeout=900)
     doc = json.loads((out / "fl.json").read_text())
@@ -59,6 +59,9 @@ def test_simulation_with_dp_reports_epsilon_and_metrics(irc_data, tmp_path, mode
     for key in ("ppl_base", "ppl_global", "ppl_personalized", "mrr_base", "mrr_personalized"):
         assert final[key] is not None and final[key] > 0
     assert final["bytes_up_per_client_round"] > 0
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    audit = final["canary_audit"]  # client 0 held a planted secret; its exposure under the final model
+    assert audit["canaries"] == 1 and 0 <= audit["exposure_max"] <= audit["max_possible"]
     assert os.environ.get("GLASSMATE_HOME") == env_home
     # every update left through the gate: per client, an allowed fl-update per round and per evaluation
     logs = sorted((out / "devices" / "state" / "fl").glob("*/audit.jsonl"))

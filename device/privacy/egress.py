@@ -201,8 +201,8 @@ POLICIES: dict[str, Callable[[Any], None]] = {
     "crash-report": policy_crash_report,
     "outgoing-reply": policy_outgoing_reply,
 }
-DESTINATIONS = {"fl-update": {"fl-server"}, "fl-secagg": {"fl-server"}, "metrics": {"telemetry"}, "crash-report": {"telemetry"},
-                "outgoing-reply": {"phone-bridge"}}
+DESTINATIONS = {"fl-update": {"fl-server"}, "fl-secagg": {"fl-server"}, "metrics": {"telemetry"},
+                "crash-report": {"telemetry"}, "outgoing-reply": {"phone-bridge"}}
 
 
 # -- the audit log ------------------------------------------------------------------------------------------
