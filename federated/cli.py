@@ -172,3 +172,36 @@ def fl_deploy(
     doc = json.loads((out / "fl.json").read_text())
     print(json.dumps(doc.get("final", {}), indent=2) if as_json else
           f"{len(doc['rounds']) - 1} rounds; replies per round: {[r.get('replied') for r in doc['rounds'][1:]]}")
+
+
+@fl_app.command("noise-budget")
+def fl_noise_budget(
+    run: Annotated[Path, typer.Argument(help="a run trained without noise (its fl.json and global_adapter.npz)")],
+    noise: Annotated[float, typer.Option(help="the DP noise multiplier to price")] = 1.0,
+    tolerance: Annotated[float, typer.Option(help="acceptable relative perplexity cost")] = 0.02,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Clients per round that noise multiplier NOISE needs to cost less than TOLERANCE held-out perplexity: the
+    noise R rounds would add (std z·C·√R/m) put on the run's noise-free global adapter, for m = 1 … 50 000.
+    Writes noise_budget.json beside fl.json."""
+    from federated.noise_budget import CLIENTS, budget
+
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, transient=True) as progress:
+            bar = progress.add_task("perplexity under noise", total=len(CLIENTS))
+            out = budget(run, noise, tolerance, progress=lambda d, t: progress.update(bar, completed=d))
+    except (OSError, ValueError, KeyError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    (run / "noise_budget.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return
+    table = Table("clients per round", "noise std per weight", "held-out ppl", "cost",
+                  title=f"noise multiplier {noise}, clip {out['clipping_norm']}, {out['rounds']} rounds; "
+                        f"noise-free ppl {out['ppl_noise_free']:.2f}")
+    for r in out["rows"]:
+        table.add_row(str(r["clients_per_round"]), f"{r['noise_std']:.2e}", f"{r['ppl']:.2f}", f"{r['cost']:+.1%}")
+    console.print(table)
+    console.print(f"clients per round for < {tolerance:.0%}: {out['clients_needed'] or 'more than tried'}")

@@ -197,14 +197,16 @@ def evaluate(msg: Message, context: Context) -> Message:
     cfg = task.RunConfig.from_flower(context.run_config)
     pid, client = my_client(cfg, context)
     names, global_arrays = _arrays(msg.content["arrays"])
-    server_round = int(msg.content["config"].get("server-round", 0)) if "config" in msg.content else 0
+    config = msg.content.get("config", {})
+    server_round = int(config.get("server-round", 0))
     held_out = client.test or client.train[-cfg.eval_examples:]
     pool = [ex.target for c in _clients(cfg) if c.id != client.id for ex in c.train[:50]]
     lm, tok = task.load(cfg)
     out: dict[str, float] = {"num-examples": 1}
-    with lm.model.disable_adapter():
-        out["ppl-base"] = task.perplexity(lm, tok, held_out, cfg)
-        out["mrr-base"], out["p1-base"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
+    if bool(config.get("eval-base", True)):
+        with lm.model.disable_adapter():
+            out["ppl-base"] = task.perplexity(lm, tok, held_out, cfg)
+            out["mrr-base"], out["p1-base"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
     load_adapter_state(lm, global_arrays)
     out["ppl-global"] = task.perplexity(lm, tok, held_out, cfg)
     out["mrr-global"], out["p1-global"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)

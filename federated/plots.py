@@ -34,7 +34,9 @@ def plot_run(fl_json: Path, out: Path | None = None) -> Path:
             pts = [(r["round"], r[key]) for r in rounds if r.get(key) is not None]
             if key.startswith("bytes"):
                 pts = [(x, y / 1000) for x, y in pts]
-            if pts:
+            if key.endswith("_base") and len(pts) == 1:  # measured once (round 0): the bare model never changes
+                ax.axhline(pts[0][1], color="grey", linestyle="--", label=label)
+            elif pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=label)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("round")

@@ -73,6 +73,7 @@ def main(grid: Grid, context: Context) -> None:
     aggregation = str(rc.get("aggregation", "fedavg"))
     out = Path(str(rc.get("out-dir", "fl-run"))).expanduser()
     timeout = float(rc.get("round-timeout", 3600))
+    eval_every = max(1, int(rc.get("eval-every", 1)))
     out.mkdir(parents=True, exist_ok=True)
 
     names = task.adapter_names(cfg)
@@ -99,7 +100,8 @@ def main(grid: Grid, context: Context) -> None:
                 arrays, row = _secagg_round(secure, grid, rnd, arrays, n, noise, clip, accountant)
             else:
                 arrays, row = _plain_round(strategy, grid, rnd, arrays, timeout)
-            evaluation = _evaluate(grid, strategy, rnd, arrays, timeout)
+            due = rnd % eval_every == 0 or rnd == rounds
+            evaluation = _evaluate(grid, strategy, rnd, arrays, timeout) if due else {}
             spent = accountant.get_privacy_spent() if accountant else None
             history.append({"round": rnd, **row, "secagg": secagg, "bytes_down_per_client": _record_size(arrays),
                             "epsilon": spent.epsilon if spent else None, **evaluation,
@@ -164,7 +166,9 @@ def _canary_audit(cfg: task.RunConfig, arrays: ArrayRecord) -> dict:
 
 
 def _evaluate(grid: Grid, strategy, rnd: int, arrays: ArrayRecord, timeout: float) -> dict:
-    messages = list(strategy.configure_evaluate(rnd, arrays, ConfigRecord({"server-round": rnd}), grid))
+    # the bare model never changes: the clients measure it once, in round 0
+    config = ConfigRecord({"server-round": rnd, "eval-base": rnd == 0})
+    messages = list(strategy.configure_evaluate(rnd, arrays, config, grid))
     replies = [r for r in grid.send_and_receive(messages, timeout=timeout) if not r.has_error()]
     keys = ("ppl-base", "ppl-global", "ppl-personal", "mrr-base", "mrr-global", "mrr-personal", "p1-base",
             "p1-global", "p1-personal")

@@ -63,6 +63,10 @@ def test_simulation_with_dp_reports_epsilon_and_metrics(irc_data, tmp_path, mode
     audit = final["canary_audit"]  # client 0 held a planted secret; its exposure under the final model
     assert audit["canaries"] == 1 and 0 <= audit["exposure_max"] <= audit["max_possible"]
     assert os.environ.get("GLASSMATE_HOME") == env_home
+    from federated.noise_budget import budget
+
+    with pytest.raises(ValueError, match="trained with noise"):
+        budget(out, noise=1.0)
     # every update left through the gate: per client, an allowed fl-update per round and per evaluation
     logs = sorted((out / "devices" / "state" / "fl").glob("*/audit.jsonl"))
     assert len(logs) == 3
@@ -88,6 +92,15 @@ def test_deployment_on_loopback_completes(irc_data, tmp_path, model_spec):
     rounds = doc["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["replied"] == 3 for r in rounds[1:])
     assert rounds[-1]["evaluated"] == 3 and doc["final"]["ppl_personalized"] > 0
+    # a noise-free run prices DP noise: the noise shrinks as 1/m and so does its effect on perplexity (on the
+    # random tiny model noise moves perplexity either way; the real model's table is in results/federated)
+    from federated.noise_budget import budget
+
+    priced = budget(out, noise=1.0)
+    rows = priced["rows"]
+    assert all(a["noise_std"] > b["noise_std"] for a, b in zip(rows, rows[1:], strict=False))
+    assert abs(rows[0]["cost"]) > abs(rows[-1]["cost"]) and abs(rows[-1]["cost"]) < 0.005
+    assert priced["clients_needed"] is not None and (out / "fl.json").exists()
 
 
 def test_a_supernode_killed_in_round_two_is_dropped_and_the_run_completes(irc_data, tmp_path, model_spec):
