@@ -98,7 +98,7 @@ def ranking(lm: LoraModel, tok, examples: list[Example], pool: list[str], cfg: R
     """MRR and P@1 of the true reply among itself and 9 replies from other users (mean per-token log-prob)."""
     import torch
 
-    from federated.train import collate, target_loss
+    from federated.train import collate, row_mean_losses
 
     rng = random.Random(seed)
     rr = []
@@ -109,11 +109,8 @@ def ranking(lm: LoraModel, tok, examples: list[Example], pool: list[str], cfg: R
         enc = [(x[: cfg.max_len], y[: cfg.max_len]) for x, y in enc]
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         ids, labels, mask = collate(enc, list(range(len(enc))), pad)
-        with torch.no_grad():
-            scores = []
-            for i in range(len(enc)):
-                loss, _ = target_loss(lm.model, ids[i:i + 1], labels[i:i + 1], mask[i:i + 1])
-                scores.append(-float(loss))
+        with torch.no_grad():  # the candidates share one padded batch: one forward pass per example
+            scores = [-x for x in row_mean_losses(lm.model, ids, labels, mask)]
         rr.append(1 + sum(s > scores[0] for s in scores[1:]))
     if not rr:
         return float("nan"), float("nan")

@@ -87,6 +87,22 @@ def collate(encoded, idx: list[int], pad_id: int):
     return ids, labels, mask
 
 
+def row_mean_losses(model, ids, labels, mask) -> list[float]:
+    """Mean target cross-entropy of each row of a padded batch (candidates scored in one forward pass)."""
+    import torch
+
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = causal.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    target = labels[:, 1:]
+    keep = target != -100
+    logits = causal.lm_head(hidden[:, :-1][keep])
+    losses = torch.nn.functional.cross_entropy(logits.float(), target[keep], reduction="none")
+    rows = keep.nonzero()[:, 0]
+    sums = torch.zeros(ids.shape[0]).index_add_(0, rows, losses)
+    counts = keep.sum(dim=1).clamp(min=1)
+    return [float(x) for x in sums / counts]
+
+
 def target_loss(model, ids, labels, mask, reduction: str = "mean"):
     """Cross-entropy on the target tokens only. The output projection runs only where a target token is
     predicted: for a summary that is ~30 of ~430 positions, and the projection is a fifth of SmolLM2's work."""

@@ -101,3 +101,20 @@ def test_canary_exposure_detects_a_memorised_secret(model_spec):
     report = audit(lm, tok, [canary], candidates=100)
     assert report["exposure_mean"] > before + 2 and report["exposure_mean"] > report["base_exposure_mean"]
     assert 0 <= report["exposure_max"] <= report["max_possible"] == pytest.approx(math.log2(101))
+
+
+def test_candidates_scored_in_one_batch_score_as_alone(model_spec):
+    import torch
+
+    from device import prompts
+    from federated.task import RunConfig, load
+    from federated.train import Example, collate, encode, row_mean_losses, target_loss
+
+    lm, tok = load(RunConfig(model="tiny"))
+    msgs = tuple(prompts.next_message_messages("Chat: c (with Ann)", ["[Mon 10:01] Ann: ping"]))
+    enc = [encode(tok, Example(msgs, c)) for c in ["pong", "a much longer reply that pads the batch a lot", "ok"]]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    with torch.no_grad():
+        alone = [float(target_loss(lm.model, *collate(enc, [i], pad))[0]) for i in range(3)]
+        together = row_mean_losses(lm.model, *collate(enc, [0, 1, 2], pad))
+    assert together == pytest.approx(alone, rel=1e-4) and len(set(together)) == 3
