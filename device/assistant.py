@@ -134,6 +134,11 @@ class Assistant:
         """Put the task's adapter (or the bare model) in effect before its first token."""
         self.engine.use_adapter(self.adapters.get(task))
 
+    def complete(self, task: str, messages: list[ChatMessage], params: GenerationParams) -> Generation:
+        """One generation for a task defined outside this class (ask), with that task's adapter (or none)."""
+        self._task(task)
+        return self._run(messages, params)
+
     # -- plumbing -------------------------------------------------------------------------------------
     def _prompt(self, messages: list[ChatMessage]) -> str:
         return self.engine.format_chat(messages)

@@ -144,3 +144,31 @@ def polish_messages(header: str, lines: list[str], dictation: str) -> list[ChatM
     return [ChatMessage("system", POLISH_SYSTEM),
             ChatMessage("user", f"{header}\n{fence(lines)}\nDictated by the wearer: \"{neutralise(dictation)}\"\n"
                                 f"The message to send:")]
+
+
+ABSTAIN = "I don't see that in your messages."
+ASK_SYSTEM = ("You answer the wearer's question about their own chat messages, using only the numbered messages "
+              "given. Answer in a few words, copying names, numbers, times, dates and places exactly as written. "
+              "Resolve day words (Friday, tomorrow) with the dates the messages show. Cite the numbers of the "
+              "messages that contain the answer. If the messages do not answer the question, answer \"" + ABSTAIN +
+              "\" with no citations. Answer in JSON. " + GUARD)
+ASK_SCHEMA: dict = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "minLength": 1, "maxLength": 200},
+        "citations": {"type": "array", "items": {"type": "integer"}, "maxItems": 5},
+        "confidence": {"type": "string", "enum": ["high", "medium", "low"]},
+    },
+    "required": ["answer", "citations", "confidence"],
+}
+CONFIDENCE = {"high": 0.9, "medium": 0.6, "low": 0.3}
+
+
+def ask_line(number: int, m: Message) -> str:
+    return (f"[{number}] {m.ts:%a %d %b %Y %H:%M} · {neutralise(m.thread)} · {speaker(m)}: "
+            f"{neutralise(m.text)}")
+
+
+def ask_messages(question: str, numbered: list[str], today: str) -> list[ChatMessage]:
+    return [ChatMessage("system", ASK_SYSTEM),
+            ChatMessage("user", f"Today is {today}.\n{fence(numbered)}\nQuestion: {neutralise(question)}")]

@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS derived (
     body      BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS derived_thread ON derived (thread_id, kind, created);
+CREATE TABLE IF NOT EXISTS vectors (
+    message_id INTEGER PRIMARY KEY,
+    model      TEXT NOT NULL,
+    body       BLOB NOT NULL
+);
 """
 CHECK = "glassmate store v1"
 
@@ -188,14 +193,46 @@ class MessageStore:
         for tid, kind, ts, body in self.db.execute("SELECT thread_id, kind, created, body FROM derived"):
             yield self.cipher.open(body, f"derived:{tid}:{kind}:{ts!r}".encode())
 
+    # -- the search index's vectors (sealed like everything else: an embedding can leak its text) -----------------
+    @staticmethod
+    def _vector_aad(rid: int, model: str) -> bytes:
+        return f"vector:{rid}:{model}".encode()
+
+    def save_vectors(self, items: Iterable[tuple[int, bytes]], model: str) -> int:
+        n = 0
+        with self._writing("store search vectors"):
+            for rid, raw in items:
+                body = self.cipher.seal_bytes(raw, self._vector_aad(rid, model))
+                self.db.execute("INSERT OR REPLACE INTO vectors (message_id, model, body) VALUES (?,?,?)",
+                                (rid, model, body))
+                n += 1
+        return n
+
+    def vectors(self, model: str) -> Iterator[tuple[int, bytes]]:
+        for rid, body in self.db.execute("SELECT message_id, body FROM vectors WHERE model=? ORDER BY message_id",
+                                         (model,)):
+            try:
+                yield rid, self.cipher.open_bytes(body, self._vector_aad(rid, model))
+            except IntegrityError as exc:
+                raise StoreError(f"search vector of message {rid} in {self.path} failed authentication; rebuild "
+                                 f"the index with `glassmate index rebuild`") from exc
+
+    def clear_vectors(self) -> int:
+        with self._writing("clear search vectors"):
+            return self.db.execute("DELETE FROM vectors").rowcount
+
+    def _drop_orphan_vectors(self) -> int:
+        return self.db.execute("DELETE FROM vectors WHERE message_id NOT IN (SELECT id FROM messages)").rowcount
+
     # -- forgetting -------------------------------------------------------------------------------------------
     def forget_thread(self, name: str) -> dict[str, int]:
         tid = self.thread_id(name)
         with self._writing("forget the thread"):
             m = self.db.execute("DELETE FROM messages WHERE thread_id=?", (tid,)).rowcount
             d = self.db.execute("DELETE FROM derived WHERE thread_id=?", (tid,)).rowcount
+            v = self._drop_orphan_vectors()
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return {"messages": m, "derived": d}
+        return {"messages": m, "derived": d, "vectors": v}
 
     def purge_before(self, cutoff: datetime) -> dict[str, object]:
         """Delete messages older than `cutoff` and the summaries/drafts made before it; returns what went,
@@ -209,5 +246,6 @@ class MessageStore:
             emptied = sorted(before - after)
             for tid in emptied:
                 d += self.db.execute("DELETE FROM derived WHERE thread_id=?", (tid,)).rowcount
+            v = self._drop_orphan_vectors()
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return {"messages": m, "derived": d, "emptied_threads": emptied}
+        return {"messages": m, "derived": d, "vectors": v, "emptied_threads": emptied}

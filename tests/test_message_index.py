@@ -1,0 +1,91 @@
+"""Search over the inbox: incremental indexing, hybrid ranking, forgetting, sealed vectors; and `ask` on top."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.embedder import NAME, Embedder, fetch_embedder
+from device.inbox import Message, read_feed
+from device.message_index import BM25, MessageIndex, tokens
+from device.retention import apply_retention, forget_thread
+from device.store import MessageStore
+
+SAMPLE = Path(__file__).resolve().parents[1] / "device" / "data" / "sample_inbox.jsonl"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    fetch_embedder()
+    return Embedder(threads=2)
+
+
+@pytest.fixture
+def indexed(tmp_path, embedder):
+    store = MessageStore(tmp_path / "store.db", key=bytes(range(32)))
+    store.add(read_feed(SAMPLE))
+    index = MessageIndex(store, embedder)
+    report = index.sync()
+    yield store, index, report
+    store.close()
+
+
+def _texts(hits) -> list[str]:
+    return [h.message.text for h in hits]
+
+
+def test_every_message_is_indexed_once_and_new_ones_incrementally(indexed, embedder):
+    store, index, report = indexed
+    assert report == {"added": 22, "embedded": 22, "removed": 0, "size": 22}
+    assert index.sync() == {"added": 0, "embedded": 0, "removed": 0, "size": 22}
+    later = Message("Climbing crew", "Priya", "Bring the 47 bus, the tram is on strike",
+                    datetime(2026, 11, 21, 8, 0, tzinfo=UTC))
+    store.add([later])
+    assert index.sync()["added"] == 1 and len(index) == 23
+    assert _texts(index.search("which bus should I take?", 3))[0] == later.text
+    # a restart reads the sealed vectors back instead of embedding again
+    again = MessageIndex(store, embedder)
+    assert again.sync()["embedded"] == 0 and len(again) == 23
+
+
+def test_hybrid_search_finds_paraphrases_and_exact_words(indexed):
+    _, index, _ = indexed
+    assert "plumber" in _texts(index.search("when is someone coming to fix the heating?", 3))[0]
+    assert "size 42" in _texts(index.search("spare shoes size", 3))[0]  # keywords: a rare word and a number
+    assert "Luigi's" in " ".join(_texts(index.search("what time is dinner on Friday?", 2)))
+    hit = index.search("Weber cake", 1)[0]
+    assert hit.keyword_rank == 1 and "Weber" in hit.message.text
+
+
+def test_forget_and_retention_remove_hits_and_sealed_vectors(indexed, tmp_path):
+    store, index, _ = indexed
+    assert any(h.message.thread == "Flat 4B" for h in index.search("plumber boiler", 5))
+    report = forget_thread(store, "Flat 4B", tmp_path)
+    assert report["vectors"] == 3
+    assert index.sync()["removed"] == 3
+    assert all(h.message.thread != "Flat 4B" for h in index.search("plumber boiler", 5))
+    apply_retention(store, datetime(2026, 11, 20, 20, 0, tzinfo=UTC), tmp_path)
+    index.sync()
+    assert all(h.message.ts >= datetime(2026, 11, 20, 20, 0, tzinfo=UTC) for h in index.search("climbing", 10))
+    assert {rid for rid, _ in store.vectors(NAME)} == set(index.messages)
+
+
+def test_vectors_are_sealed_at_rest(indexed):
+    store, index, _ = indexed
+    rid, vec = next(iter(index.vectors.items()))
+    (body,) = store.db.execute("SELECT body FROM vectors WHERE message_id=?", (rid,)).fetchone()
+    assert vec.tobytes() not in body and len(body) > vec.nbytes  # ciphertext + nonce + tag
+    assert np.array_equal(np.frombuffer(dict(store.vectors(NAME))[rid], dtype=np.float32), vec)
+
+
+def test_bm25_add_remove_and_tokens():
+    bm = BM25()
+    bm.add(1, "the 47 bus to Ostbahnhof")
+    bm.add(2, "the tram to work")
+    assert tokens("What's the 10:30 plan?") == ["what's", "10:30", "plan"]
+    assert [d for d, _ in bm.search("47 bus", 5)] == [1]
+    bm.remove(1)
+    assert bm.search("47 bus", 5) == [] and bm.total_len == sum(bm.lengths.values())
