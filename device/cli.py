@@ -21,6 +21,7 @@ from rich.table import Table
 from device import catalog
 from device.assistant import Assistant, AssistantError, Result
 from device.catalog import CatalogError
+from device.embedder import EmbedderError
 from device.engines import EngineError, load_engine
 from device.inbox import FeedError, Thread, group_threads, read_feed, replay
 from device.paths import state_dir
@@ -38,6 +39,9 @@ eval_app = typer.Typer(help="Measure the assistant on data sets given by path.",
 app.add_typer(eval_app, name="eval")
 privacy_app = typer.Typer(help="What left the device, and erasing what should not stay.", no_args_is_help=True)
 app.add_typer(privacy_app, name="privacy")
+index_app = typer.Typer(help="The on-device search index over stored messages (for `glassmate ask`).",
+                        no_args_is_help=True)
+app.add_typer(index_app, name="index")
 
 console = Console()
 err = Console(stderr=True)
@@ -61,7 +65,7 @@ def clear_errors():
     """Turn the runtime's own errors into one clear line and a non-zero exit."""
     try:
         yield
-    except (CatalogError, EngineError, FeedError, StoreError, AssistantError, KeyFileError) as exc:
+    except (CatalogError, EngineError, FeedError, StoreError, AssistantError, KeyFileError, EmbedderError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail("interrupted", 130) from None
@@ -505,6 +509,82 @@ def privacy_retain(
     else:
         console.print(f"deleted {report['messages']} messages and {report['derived']} summaries/drafts older "
                       f"than {days:g} days; {report['kv_files']} cached model states removed", highlight=False)
+
+
+# -- ask my messages -----------------------------------------------------------------------------------------
+def _open_index(store: MessageStore, threads: int | None):
+    from device.embedder import Embedder, fetch_embedder
+    from device.message_index import MessageIndex
+
+    with err.status("preparing the embedder (first time: fetch and build, a few seconds)…"):
+        fetch_embedder()
+    index = MessageIndex(store, Embedder(threads=threads))
+    with err.status("indexing new messages…"):
+        report = index.sync()
+    return index, report
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="what to ask about your messages")],
+    feed: Annotated[Path | None, typer.Option(help="add this JSONL feed to the store first")] = None,
+    store_path: StoreOpt = None, model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    k: Annotated[int, typer.Option(help="messages retrieved and shown to the model")] = 5,
+    now: Annotated[str | None, typer.Option(help="answer as of this ISO time (default: now)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer from your own messages with citations, or say "I don't see that in your messages"."""
+    from device.ask import AskConfig
+    from device.ask import ask as answer_question
+
+    with clear_errors(), _device_store(store_path) as store:
+        if feed is not None:
+            store.add(read_feed(feed))
+        index, _ = _open_index(store, threads)
+        assistant = _open_assistant(model, threads, n_ctx, adapters=False)
+        when = datetime.fromisoformat(now) if now else None
+        with err.status("answering…"):
+            try:
+                result = answer_question(assistant, index, question, when, AskConfig(k=k))
+            except ValueError as exc:
+                raise fail(str(exc)) from None
+        cited = {rid: index.messages[rid] for rid in result.citations}
+    if as_json:
+        print(json.dumps(result.to_json() | {"cited": [
+            {"id": rid, "thread": m.thread, "sender": m.sender, "ts": m.ts.isoformat(), "text": m.text}
+            for rid, m in cited.items()]}, indent=2, ensure_ascii=False))
+        return
+    console.print(f"[bold]{result.answer}[/]", highlight=False)
+    for rid, m in cited.items():
+        console.print(f"  [dim][{rid}] {m.ts:%a %d %b %H:%M} · {m.thread} · {m.sender}:[/] {m.text}", highlight=False)
+    if result.abstained:
+        console.print(f"  [dim]({result.reason})[/]", highlight=False)
+    console.print(f"[dim]{result.total_s:.2f} s (retrieval {1000 * result.retrieve_s:.0f} ms)[/]", highlight=False)
+
+
+@index_app.command("sync")
+def index_sync(store_path: StoreOpt = None, feed: Annotated[Path | None, typer.Option(
+        help="add this JSONL feed to the store first")] = None, threads: ThreadsOpt = None,
+        as_json: JsonOpt = False) -> None:
+    """Embed and index stored messages not yet indexed; drop the ones that were deleted."""
+    with clear_errors(), _device_store(store_path) as store:
+        if feed is not None:
+            store.add(read_feed(feed))
+        _, report = _open_index(store, threads)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    console.print(f"index: {report['size']} messages ({report['added']} added, {report['embedded']} embedded, "
+                  f"{report['removed']} removed)", highlight=False)
+
+
+@index_app.command("rebuild")
+def index_rebuild(store_path: StoreOpt = None, threads: ThreadsOpt = None) -> None:
+    """Drop every stored vector and embed all messages again (after a corrupt vector or a new embedder)."""
+    with clear_errors(), _device_store(store_path) as store:
+        cleared = store.clear_vectors()
+        _, report = _open_index(store, threads)
+    console.print(f"dropped {cleared} vectors; indexed {report['size']} messages", highlight=False)
 
 
 @eval_app.command("pii")

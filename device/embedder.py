@@ -94,8 +94,11 @@ def fetch_embedder(progress: Callable[[str], None] | None = None, force: bool = 
 
 def build_onnx(w: dict[str, np.ndarray], config: dict) -> bytes:
     """BERT encoder + mean pooling + L2 normalisation as an ONNX model (opset 17), weights as initializers."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as exc:
+        raise EmbedderError("building the embedder needs onnx: pip install 'glassmate[ask]'") from exc
 
     if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu":
         raise EmbedderError(f"expected a BERT encoder with exact GELU, got {config.get('model_type')}")

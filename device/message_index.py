@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from device.embedder import DIM, NAME, Embedder
+from device.embedder import DIM, NAME, Embedder, EmbedderError
 from device.inbox import Message
 from device.store import MessageStore
 
@@ -99,7 +99,10 @@ class Hit:
 
 class MessageIndex:
     def __init__(self, store: MessageStore, embedder: Embedder):
-        import faiss
+        try:
+            import faiss
+        except ImportError as exc:
+            raise EmbedderError("the search index needs faiss: pip install 'glassmate[ask]'") from exc
 
         self.store = store
         self.embedder = embedder
