@@ -562,6 +562,52 @@ def ask(
     console.print(f"[dim]{result.total_s:.2f} s (retrieval {1000 * result.retrieve_s:.0f} ms)[/]", highlight=False)
 
 
+@eval_app.command("ask")
+def eval_ask_cmd(
+    data: Annotated[Path, typer.Option(help="question set (JSONL; see device/ask_evaluation.py)")] = Path(
+        "tests/fixtures/ask/questions.jsonl"),
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    k: Annotated[int, typer.Option(help="messages retrieved per question")] = 5,
+    out: Annotated[Path | None, typer.Option(help="write the result JSON (with per-question rows) here too")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieval recall@5 / MAP@5, answer EM / F1, citation precision, abstention precision / recall."""
+    from device.ask import AskConfig
+    from device.ask_evaluation import eval_ask, read_questions, to_json
+    from device.embedder import Embedder, fetch_embedder
+    from device.machine import machine_info
+
+    with clear_errors():
+        questions = read_questions(data)
+        fetch_embedder()
+        assistant = _open_assistant(model, threads, n_ctx, adapters=False)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, transient=True) as progress:
+            bar = progress.add_task(f"asking {assistant.engine.name}", total=len(questions))
+            result = eval_ask(assistant, Embedder(threads=threads), questions, AskConfig(k=k),
+                              progress=lambda done, total: progress.update(bar, completed=done))
+    summary = to_json(result, with_samples=False)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(to_json(result) | {"data": str(data), "machine": machine_info(),
+                                                     "command": " ".join(["glassmate", *sys.argv[1:]])},
+                                  indent=2, ensure_ascii=False) + "\n")
+    if as_json:
+        print(json.dumps({k: summary[k] for k in ("n", "recall_at_5", "map_at_5", "answer_f1",
+                                                  "citation_precision", "abstain_precision", "abstain_recall")},
+                         indent=2))
+        return
+    table = Table("metric", "value", title=f"ask on {data.name} ({result.model}, n={result.n}, "
+                                           f"{result.n_unanswerable} unanswerable)")
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    wrong = [r for r in result.samples if r["abstained"] == r["answerable"] or (r["answerable"] and r["f1"] < 0.5)]
+    for r in wrong[:10]:
+        console.print(f"[dim]{r['id']}[/] {'abstained' if r['abstained'] else repr(r['answer'])} ({r['reason']})",
+                      highlight=False)
+
+
 @index_app.command("sync")
 def index_sync(store_path: StoreOpt = None, feed: Annotated[Path | None, typer.Option(
         help="add this JSONL feed to the store first")] = None, threads: ThreadsOpt = None,
