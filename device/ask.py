@@ -54,6 +54,30 @@ def _abstain(question: str, reason: str, hits: list[Hit], t0: float, t_ret: floa
                   time.perf_counter() - t0)
 
 
+def check_answer(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[Hit], float] | str:
+    """The model's JSON answer → (answer, cited hits, confidence) if it may be shown, else why it may not."""
+    try:
+        obj = json.loads(raw)
+        text = str(obj["answer"]).strip()
+        cited = [int(c) for c in obj.get("citations", [])]
+        confidence = prompts.CONFIDENCE.get(str(obj.get("confidence", "low")), 0.0)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "the model's answer was not valid JSON"
+    if not text or text.rstrip(".").lower() == prompts.ABSTAIN.rstrip(".").lower():
+        return "the model found no answer in the messages"
+    if not cited or any(not 1 <= c <= len(shown) for c in cited):
+        return "the answer cited no shown message"
+    cited_hits = [shown[c - 1] for c in dict.fromkeys(cited)]
+    source = "\n".join(f"{h.message.thread} {h.message.sender} {h.message.ts:%A %d %B %Y %H:%M} {h.message.text}"
+                       for h in cited_hits)
+    missing = unsupported(text, source)
+    if missing:
+        return f"the cited messages do not contain {missing[0].text!r}"
+    if confidence < config.min_confidence:
+        return f"low confidence ({confidence:.2f})"
+    return text, cited_hits, confidence
+
+
 def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime | None = None,
         config: AskConfig | None = None) -> Answer:
     config = config or AskConfig()
@@ -70,24 +94,9 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     gen = assistant.complete("ask", prompts.ask_messages(question, numbered, today),
                              GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0,
                                               json_schema=prompts.ASK_SCHEMA))
-    try:
-        obj = json.loads(gen.text)
-        text = str(obj["answer"]).strip()
-        cited = [int(c) for c in obj.get("citations", [])]
-        confidence = prompts.CONFIDENCE.get(str(obj.get("confidence", "low")), 0.0)
-    except (ValueError, KeyError, TypeError):
-        return _abstain(question, "the model's answer was not valid JSON", hits, t0, t_ret)
-    if not text or text.rstrip(".").lower() == prompts.ABSTAIN.rstrip(".").lower():
-        return _abstain(question, "the model found no answer in the messages", hits, t0, t_ret)
-    if not cited or any(not 1 <= c <= len(shown) for c in cited):
-        return _abstain(question, "the answer cited no shown message", hits, t0, t_ret)
-    cited_hits = [shown[c - 1] for c in dict.fromkeys(cited)]
-    source = "\n".join(f"{h.message.thread} {h.message.sender} {h.message.ts:%A %d %B %Y %H:%M} {h.message.text}"
-                       for h in cited_hits)
-    missing = unsupported(text, source)
-    if missing:
-        return _abstain(question, f"the cited messages do not contain {missing[0].text!r}", hits, t0, t_ret)
-    if confidence < config.min_confidence:
-        return _abstain(question, f"low confidence ({confidence:.2f})", hits, t0, t_ret)
+    verdict = check_answer(gen.text, shown, config)
+    if isinstance(verdict, str):
+        return _abstain(question, verdict, hits, t0, t_ret)
+    text, cited_hits, confidence = verdict
     return Answer(question, text, False, [h.id for h in cited_hits], confidence, "answered", [h.id for h in hits],
                   t_ret, time.perf_counter() - t0)

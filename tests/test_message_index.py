@@ -89,3 +89,42 @@ def test_bm25_add_remove_and_tokens():
     assert [d for d, _ in bm.search("47 bus", 5)] == [1]
     bm.remove(1)
     assert bm.search("47 bus", 5) == [] and bm.total_len == sum(bm.lengths.values())
+
+
+def test_an_answer_is_shown_only_when_its_citations_carry_it(indexed):
+    from device.ask import AskConfig, check_answer
+
+    _, index, _ = indexed
+    shown = sorted(index.search("dinner Friday Luigi's deposit", 3), key=lambda h: (h.message.ts, h.id))
+    booked = next(i for i, h in enumerate(shown, 1) if "Booked Luigi's" in h.message.text)
+    other = next(i for i, h in enumerate(shown, 1) if i != booked)
+    cfg = AskConfig()
+
+    def answer(text: str, cites: list[int], confidence: str = "high") -> str:
+        return f'{{"answer": "{text}", "citations": {cites}, "confidence": "{confidence}"}}'
+    ok = check_answer(answer("Friday at 8pm at Luigi's", [booked]), shown, cfg)
+    assert not isinstance(ok, str) and ok[1][0].message.text.startswith("Booked Luigi's")
+    assert "do not contain" in check_answer(answer("Friday at 9pm", [booked]), shown, cfg)  # not what it says
+    assert "do not contain" in check_answer(answer("8pm", [other]), shown, cfg)  # cites the wrong message
+    assert "cited no shown message" in check_answer(answer("8pm", [len(shown) + 1]), shown, cfg)
+    assert "cited no shown message" in check_answer(answer("8pm", []), shown, cfg)
+    assert "no answer" in check_answer(answer("I don't see that in your messages.", []), shown, cfg)
+    assert "low confidence" in check_answer(answer("8pm", [booked], "low"), shown, cfg)
+    assert "not valid JSON" in check_answer('{"answer": "8pm", "citations": [1', shown, cfg)
+
+
+def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_spec):
+    from device.ask import ask
+    from device.assistant import Assistant
+    from device.engines import load_engine
+
+    _, index, _ = indexed
+    assistant = Assistant(load_engine(model_spec.name, n_ctx=2048, n_threads=2))
+    now = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    far = ask(assistant, index, "notes from the quantum chromodynamics lecture", now)
+    assert far.abstained and far.reason == "nothing relevant in the messages" and far.citations == []
+    for question in ("What time is dinner on Friday?", "Who should we leave the key with?"):
+        result = ask(assistant, index, question, now)
+        assert set(result.citations) <= set(result.retrieved) <= set(index.messages)
+        assert result.abstained == (result.citations == [])
+        assert result.reason == "answered" if not result.abstained else result.answer.startswith("I don't see")
