@@ -608,6 +608,46 @@ def eval_ask_cmd(
                       highlight=False)
 
 
+@app.command("bench-ask")
+def bench_ask(
+    irc: Annotated[Path, typer.Option(help="folder of IRC *.raw.txt logs: the filler messages")] = Path(
+        "../shared/data/ubuntu_irc/dev"),
+    data: Annotated[Path, typer.Option(help="question set over the sample inbox")] = Path(
+        "tests/fixtures/ask/questions.jsonl"),
+    messages: Annotated[int, typer.Option(help="messages in the store")] = 10_000,
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    out: Annotated[Path | None, typer.Option(help="write the result JSON here too")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask latency and index cost with MESSAGES messages in the store (real IRC chat lines + the sample inbox)."""
+    from device.ask_bench import run_bench
+    from device.embedder import Embedder, fetch_embedder
+    from device.machine import machine_info
+
+    with clear_errors():
+        fetch_embedder()
+        assistant = _open_assistant(model, threads, n_ctx, adapters=False)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, transient=True) as progress:
+            bar = progress.add_task(f"indexing {messages} messages, then asking", total=None)
+            try:
+                result = run_bench(assistant, Embedder(threads=threads), irc, data, messages,
+                                   progress=lambda d, t: progress.update(bar, completed=d, total=t))
+            except ValueError as exc:
+                raise fail(str(exc)) from None
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result | {"machine": machine_info(), "command": " ".join(
+            ["glassmate", *sys.argv[1:]])}, indent=2) + "\n")
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table("measure", "value", title=f"ask at {result['messages']} messages ({result['model']})")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
 @index_app.command("sync")
 def index_sync(store_path: StoreOpt = None, feed: Annotated[Path | None, typer.Option(
         help="add this JSONL feed to the store first")] = None, threads: ThreadsOpt = None,
