@@ -612,14 +612,15 @@ def eval_ask_cmd(
 def bench_ask(
     irc: Annotated[Path, typer.Option(help="folder of IRC *.raw.txt logs: the filler messages")] = Path(
         "../shared/data/ubuntu_irc/dev"),
-    data: Annotated[Path, typer.Option(help="question set over the sample inbox")] = Path(
+    data: Annotated[Path, typer.Option(help="question set (its inboxes join the filler)")] = Path(
         "tests/fixtures/ask/questions.jsonl"),
     messages: Annotated[int, typer.Option(help="messages in the store")] = 10_000,
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON here too")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask latency and index cost with MESSAGES messages in the store (real IRC chat lines + the sample inbox)."""
+    """Ask latency and index cost with MESSAGES messages in the store (real IRC chat lines + the question set's
+    inboxes)."""
     from device.ask_bench import run_bench
     from device.embedder import Embedder, fetch_embedder
     from device.machine import machine_info
