@@ -106,6 +106,9 @@ def fl_sim(
     secagg_drop: Annotated[str, typer.Option(help="dropout drill: PID@ROUND leaves after the key exchange")] = "",
     local_steps: Annotated[int, typer.Option(help="local optimizer steps per round")] = 8,
     personal_steps: Annotated[int, typer.Option(help="private fine-tuning steps at evaluation")] = 8,
+    eval_every: Annotated[int, typer.Option(help="evaluate every N rounds (always round 0 and the last)")] = 1,
+    eval_examples: Annotated[int, typer.Option(help="held-out replies per client per evaluation")] = 16,
+    canaries: Annotated[int, typer.Option(help="privacy audit: plant a canary in the first N clients")] = 0,
     out: Annotated[Path, typer.Option(help="where fl.json, logs and the adapter go")] = Path("fl-run"),
     as_json: Annotated[bool, typer.Option("--json", help="print fl.json's final block")] = False,
 ) -> None:
@@ -118,7 +121,8 @@ def fl_sim(
                   "num-clients": clients, "clients-per-round": clients, "num-rounds": rounds,
                   "noise-multiplier": noise, "clipping-norm": clip, "aggregation": aggregation,
                   "secagg": secagg, "secagg-drop": secagg_drop, "min-clients": clients - 1 if secagg_drop else 0,
-                  "local-steps": local_steps, "personal-steps": personal_steps, "out-dir": str(out)}
+                  "local-steps": local_steps, "personal-steps": personal_steps, "eval-every": eval_every,
+                  "eval-examples": eval_examples, "canaries": canaries, "out-dir": str(out)}
     try:
         with err.status(f"federated simulation: {clients} clients, {rounds} rounds (logs in {out})…"):
             simulation(out, clients, run_config)
