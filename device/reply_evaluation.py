@@ -73,15 +73,6 @@ def pair_prompt(engine, pair: ReplyPair) -> str:
     return engine.format_chat(prompts.next_message_messages(header, lines))
 
 
-def candidate_score(engine, prompt_tokens: list[int], text: str) -> float:
-    """Mean per-token log-probability of `text` after the prompt (length-normalised: short and long candidates
-    compete fairly)."""
-    cont = engine.tokenize(text.strip())
-    lps = engine.token_logprobs(prompt_tokens + cont)
-    tail = lps[len(prompt_tokens) - 1:]
-    return sum(tail) / max(len(tail), 1)
-
-
 def rank(assistant: Assistant, pairs: list[ReplyPair], pool: list[ReplyPair], seed: int = 0,
          progress=None) -> list[int]:
     """1-based rank of the true reply among CANDIDATES for each pair."""
@@ -93,7 +84,9 @@ def rank(assistant: Assistant, pairs: list[ReplyPair], pool: list[ReplyPair], se
         true = strip_address(pair.reply.text)
         cands = [true] + distractors(pair, pool, rng, CANDIDATES - 1)
         ptoks = engine.tokenize_prompt(pair_prompt(engine, pair))
-        scores = [candidate_score(engine, ptoks, c) for c in cands]
+        # the prompt is evaluated once, the ten candidates after it (length-normalised: short and long compete)
+        lps = engine.continuation_logprobs(ptoks, [engine.tokenize(c.strip()) for c in cands])
+        scores = [sum(x) / max(len(x), 1) for x in lps]
         ranks.append(1 + sum(s > scores[0] for s in scores[1:]))
         if progress:
             progress(i + 1, len(pairs))

@@ -91,3 +91,15 @@ def test_the_assistant_runs_on_either_runtime(any_engine, dinner_feed):
     summary = assistant.catch_up(thread)
     replies = assistant.draft_replies(thread)
     assert summary.text.strip() and len(set(replies.replies)) == 3
+
+
+def test_candidates_after_a_shared_prompt_score_as_from_scratch(any_engine):
+    from device.engines.base import continuation_logprobs_by_rescoring
+
+    prefix = any_engine.tokenize_prompt(any_engine.format_chat([ChatMessage("user", "Lunch at 1 tomorrow?")]))
+    conts = [any_engine.tokenize(t) for t in ("Sure, see you then!", "No", "Can we do 2 instead? I have a call")]
+    shared = any_engine.continuation_logprobs(prefix, conts)
+    plain = continuation_logprobs_by_rescoring(any_engine, prefix, conts)
+    assert [len(x) for x in shared] == [len(c) for c in conts]
+    for a, b in zip(shared, plain, strict=True):
+        assert a == pytest.approx(b, abs=2e-3)

@@ -103,6 +103,17 @@ class Engine(Protocol):
 
     def token_logprobs(self, tokens: list[int]) -> list[float]: ...
 
+    def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
+        """For each continuation, log p(its tokens | prefix + its earlier tokens): candidates scored after one
+        shared prompt (the prompt is evaluated once where the runtime can keep it)."""
+        ...
+
+
+def continuation_logprobs_by_rescoring(engine, prefix: list[int], continuations: list[list[int]]) \
+        -> list[list[float]]:
+    """The plain way: score prefix + continuation from scratch for each continuation."""
+    return [engine.token_logprobs(prefix + c)[len(prefix) - 1:] for c in continuations]
+
 
 class Stopwatch:
     def __init__(self) -> None:

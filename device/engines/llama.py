@@ -21,6 +21,7 @@ from device.engines.base import (
     Stopwatch,
     TokenStream,
     common_prefix,
+    continuation_logprobs_by_rescoring,
     default_threads,
     identity,
     run_to_end,
@@ -222,6 +223,49 @@ class LlamaEngine:
         self.llm._requires_eval = True  # logits are not part of the snapshot
 
     # -- scoring ------------------------------------------------------------------------------------------
+    def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
+        """The prefix is decoded once; each continuation is decoded after it, then removed from the KV cache."""
+        import numpy as np
+
+        if not prefix or not continuations:
+            return continuation_logprobs_by_rescoring(self, prefix, continuations)
+        longest = max(len(c) for c in continuations)
+        if len(prefix) + longest > self.n_ctx:
+            raise EngineError(f"{len(prefix) + longest} tokens exceed the context of {self.n_ctx}")
+        step = self.llm.n_batch
+        if longest > step:
+            return continuation_logprobs_by_rescoring(self, prefix, continuations)
+        n_vocab = self.llm.n_vocab()
+
+        def log_softmax(rows: np.ndarray) -> np.ndarray:
+            rows = rows.astype(np.float64)
+            m = rows.max(axis=-1, keepdims=True)
+            return rows - (m + np.log(np.exp(rows - m).sum(axis=-1, keepdims=True)))
+
+        self.reset()
+        out: list[list[float]] = []
+        try:
+            for i in range(0, len(prefix), step):  # only the prefix's last position needs its logits
+                self.llm._batch.set_batch(batch=prefix[i:i + step], n_past=i, logits_all=False)
+                self.llm._ctx.decode(self.llm._batch)
+            first = log_softmax(np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(n_vocab,)).copy())
+            for cont in continuations:
+                if not cont:
+                    out.append([])
+                    continue
+                lps = [float(first[cont[0]])]
+                if len(cont) > 1:
+                    self.llm._ctx.kv_cache_seq_rm(0, len(prefix), -1)
+                    self.llm._batch.set_batch(batch=cont[:-1], n_past=len(prefix), logits_all=True)
+                    self.llm._ctx.decode(self.llm._batch)
+                    rows = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=((len(cont) - 1) * n_vocab,))
+                    lp = log_softmax(rows.reshape(len(cont) - 1, n_vocab))
+                    lps += [float(lp[j, cont[j + 1]]) for j in range(len(cont) - 1)]
+                out.append(lps)
+        finally:
+            self.reset()
+        return out
+
     def token_logprobs(self, tokens: list[int]) -> list[float]:
         """log p(tokens[i] | tokens[:i]) for i >= 1, from an empty context (perplexity).
 

@@ -28,6 +28,7 @@ from device.engines.base import (
     Stopwatch,
     TokenStream,
     common_prefix,
+    continuation_logprobs_by_rescoring,
     default_threads,
     run_to_end,
     stop_prefix_len,
@@ -231,6 +232,9 @@ class OnnxEngine:
                     out.append(float(lp[j, tokens[i + j + 1]]))
         self.reset()
         return out
+
+    def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
+        return continuation_logprobs_by_rescoring(self, prefix, continuations)
 
     # -- generation -----------------------------------------------------------------------------------
     def stream(self, prompt: str, params: GenerationParams) -> TokenStream:
