@@ -181,7 +181,8 @@ def replies_table() -> str:
                    f"{r['pairwise_similarity']:.2f} | {100 * r['identical_rate']:.0f} % | "
                    f"{100 * r['first_answer_identical_rate']:.0f} % | {100 * r['json_valid_rate']:.0f} % | "
                    f"{r['drafts_p50_s']:.2f} |")
-    out += ["", f"Chance MRR with 10 candidates is 0.293. Command per row: `{rows[0]['command']}` (model varied)."]
+    out += ["", f"Chance MRR with 10 candidates is 0.293. Command per row: `{rows[0]['command']}` (model and "
+                "`--adapters/--no-adapters` varied)."]
     return "\n".join(out)
 
 
