@@ -4,9 +4,9 @@ The question retrieves the top-k messages (hybrid search); the model answers in 
 confidence}` over those messages only, numbered. The answer is shown only if every check holds, otherwise the
 wearer hears "I don't see that in your messages":
 - something relevant was retrieved (best cosine similarity ≥ `min_similarity`),
-- the model cited at least one of the shown messages and nothing else,
-- every name, number, time, date and place in the answer is in the cited messages (the faithfulness check the
-  summaries use) — so a cited message really carries the answer,
+- every name, number, time, date and place in the answer is in the messages it cites (the faithfulness check the
+  summaries use), and each cited message shares a word with the answer — so a cited message really carries it
+  (when the model cites the wrong number, the shown message that does carry the answer is cited instead),
 - the model's own confidence (high / medium / low) is at least medium.
 """
 
@@ -21,7 +21,7 @@ from device import prompts
 from device.assistant import Assistant
 from device.engines.base import GenerationParams
 from device.faithfulness import unsupported
-from device.message_index import Hit, MessageIndex
+from device.message_index import Hit, MessageIndex, tokens
 
 ANSWER_TOKENS = 120
 
@@ -54,8 +54,21 @@ def _abstain(question: str, reason: str, hits: list[Hit], t0: float, t_ret: floa
                   time.perf_counter() - t0)
 
 
+def _source(hits: list[Hit]) -> str:
+    return "\n".join(f"{h.message.thread} {h.message.sender} {h.message.ts:%A %d %B %Y %H:%M} {h.message.text}"
+                     for h in hits)
+
+
+def _overlaps(answer: str, hit: Hit) -> bool:
+    return bool(set(tokens(answer)) & set(tokens(f"{hit.message.sender} {hit.message.text}")))
+
+
 def check_answer(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[Hit], float] | str:
-    """The model's JSON answer → (answer, cited hits, confidence) if it may be shown, else why it may not."""
+    """The model's JSON answer → (answer, the messages that carry it, confidence) if it may be shown, else why not.
+
+    Small models often cite the wrong number next to a right answer, so citations are checked, not trusted: the
+    cited messages are kept when they carry every name, number, time, date and place of the answer (and share a
+    word with it); otherwise the shown message that does carry them is cited instead; if none does, no answer."""
     try:
         obj = json.loads(raw)
         text = str(obj["answer"]).strip()
@@ -65,17 +78,22 @@ def check_answer(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, li
         return "the model's answer was not valid JSON"
     if not text or text.rstrip(".").lower() == prompts.ABSTAIN.rstrip(".").lower():
         return "the model found no answer in the messages"
-    if not cited or any(not 1 <= c <= len(shown) for c in cited):
-        return "the answer cited no shown message"
-    cited_hits = [shown[c - 1] for c in dict.fromkeys(cited)]
-    source = "\n".join(f"{h.message.thread} {h.message.sender} {h.message.ts:%A %d %B %Y %H:%M} {h.message.text}"
-                       for h in cited_hits)
-    missing = unsupported(text, source)
-    if missing:
-        return f"the cited messages do not contain {missing[0].text!r}"
     if confidence < config.min_confidence:
         return f"low confidence ({confidence:.2f})"
-    return text, cited_hits, confidence
+    named = [shown[c - 1] for c in dict.fromkeys(cited) if 1 <= c <= len(shown)]
+    carrying = [h for h in named if _overlaps(text, h)]
+    if carrying and not unsupported(text, _source(carrying)):
+        return text, carrying, confidence
+    alone = [h for h in shown if _overlaps(text, h) and not unsupported(text, _source([h]))]
+    if alone:
+        return text, alone[:1], confidence
+    together = [h for h in shown if _overlaps(text, h)]
+    if together and not unsupported(text, _source(together)):
+        return text, together, confidence
+    missing = unsupported(text, _source(shown))
+    if missing:
+        return f"no shown message contains {missing[0].text!r}"
+    return "no shown message carries the answer"
 
 
 def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime | None = None,
