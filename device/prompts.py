@@ -151,7 +151,7 @@ ASK_SYSTEM = ("You answer the wearer's question about their own chat messages, u
               "given. Answer in a few words, copying names, numbers, times, dates and places exactly as written. "
               "Resolve day words (Friday, tomorrow) with the dates the messages show. Cite the numbers of the "
               "messages that contain the answer. If the messages do not answer the question, answer \"" + ABSTAIN +
-              "\" with no citations. Answer in JSON, for example {\"answer\": \"Tuesday at 15:00 in room 3.14\", "
+              "\" with no citations. Answer in JSON, for example {\"answer\": \"Saturday at 7pm at the Red Lion\", "
               "\"citations\": [2], \"confidence\": \"high\"}. " + GUARD)
 ASK_SCHEMA: dict = {
     "type": "object",
