@@ -63,12 +63,21 @@ def _overlaps(answer: str, hit: Hit) -> bool:
     return bool(set(tokens(answer)) & set(tokens(f"{hit.message.sender} {hit.message.text}")))
 
 
+def _carried(answer: str, hits: list[Hit]) -> bool:
+    """Every name, number, time, date and place of the answer is in these messages, and so is every other word
+    of it that is not a stop word: an answer is copied from the messages, not composed (an e-mail address, a
+    code, a street the messages never mention cannot slip through)."""
+    source = _source(hits)
+    return not unsupported(answer, source) and set(tokens(answer)) <= set(tokens(source))
+
+
 def check_answer(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[Hit], float] | str:
     """The model's JSON answer → (answer, the messages that carry it, confidence) if it may be shown, else why not.
 
     Small models often cite the wrong number next to a right answer, so citations are checked, not trusted: the
-    cited messages are kept when they carry every name, number, time, date and place of the answer (and share a
-    word with it); otherwise the shown message that does carry them is cited instead; if none does, no answer."""
+    cited messages are kept when they carry every name, number, time, date and place of the answer and every other
+    word of it that is not a stop word; otherwise the shown message that does carry them is cited instead; if none
+    does, no answer."""
     try:
         obj = json.loads(raw)
         text = str(obj["answer"]).strip()
@@ -82,13 +91,13 @@ def check_answer(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, li
         return f"low confidence ({confidence:.2f})"
     named = [shown[c - 1] for c in dict.fromkeys(cited) if 1 <= c <= len(shown)]
     carrying = [h for h in named if _overlaps(text, h)]
-    if carrying and not unsupported(text, _source(carrying)):
+    if carrying and _carried(text, carrying):
         return text, carrying, confidence
-    alone = [h for h in shown if _overlaps(text, h) and not unsupported(text, _source([h]))]
+    alone = [h for h in shown if _overlaps(text, h) and _carried(text, [h])]
     if alone:
         return text, alone[:1], confidence
     together = [h for h in shown if _overlaps(text, h)]
-    if together and not unsupported(text, _source(together)):
+    if together and _carried(text, together):
         return text, together, confidence
     missing = unsupported(text, _source(shown))
     if missing:

@@ -109,6 +109,7 @@ def test_an_answer_is_shown_only_when_its_citations_carry_it(indexed):
     assert not isinstance(moved, str) and moved[1][0].message.text.startswith("Booked Luigi's")
     assert "no shown message contains" in check_answer(answer("Friday at 9pm", [booked]), shown, cfg)
     assert "no shown message" in check_answer(answer("at the cinema", [booked]), shown, cfg)
+    assert "no shown message" in check_answer(answer("marco@luigis.com", [booked]), shown, cfg)  # composed
     assert "no answer" in check_answer(answer("I don't see that in your messages.", []), shown, cfg)
     assert "low confidence" in check_answer(answer("8pm", [booked], "low"), shown, cfg)
     assert "not valid JSON" in check_answer('{"answer": "8pm", "citations": [1', shown, cfg)
