@@ -6,13 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TEST_MODEL    := smollm2-135m
 
-.PHONY: demo test lint sysdeps models clean
+.PHONY: demo test lint sysdeps sysdeps-test models clean
 
 demo: $(VENV)/.stamp-runtime
 	$(BIN)/glassmate models fetch
 	$(BIN)/glassmate demo
 
-test: $(VENV)/.stamp-test
+test: $(VENV)/.stamp-test | sysdeps-test
 	$(BIN)/glassmate models fetch $(TEST_MODEL)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
@@ -30,6 +30,17 @@ sysdeps:
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+
+# What the tests add: headless Chromium for the HUD test; PulseAudio (virtual devices), PortAudio and its ALSA
+# pulse plugin for the voice test; espeak-ng, the text-to-speech fallback.
+TEST_DEBS := chromium pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins espeak-ng
+sysdeps-test:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
 
 $(BIN)/python: | sysdeps

@@ -313,6 +313,93 @@ def demo(
                           f"`glassmate reply FILE.jsonl`, `glassmate models list`.[/]")
 
 
+@app.command()
+def hud(
+    feed: Annotated[Path | None, typer.Option(help="JSONL feed to replay into the HUD (default: the sample inbox)")
+                    ] = None,
+    host: Annotated[str, typer.Option(help="address to serve on (keep it on loopback unless you mean it)")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8377,
+    replay_feed: Annotated[bool, typer.Option("--replay/--no-replay", help="replay the feed as arriving messages")
+                           ] = True,
+    speed: Annotated[float, typer.Option(help="replay speed-up of the feed's own gaps (each capped at 3 s)")] = 1.0,
+    aliases: Annotated[Path | None, typer.Option(help="nicknames: JSON {contact: [nickname, ...]}")] = None,
+    llm_commands: Annotated[bool, typer.Option(help="the LLM for commands the rules cannot place")] = True,
+    voice: Annotated[bool, typer.Option("--voice", help="also listen on the microphone and speak (voice extra)")
+                     ] = False,
+    wake_phrase: Annotated[str | None, typer.Option(help="with --voice: only act on speech starting with this")
+                           ] = None,
+    input_device: Annotated[str | None, typer.Option(help="with --voice: microphone (sounddevice name or index)")
+                            ] = None,
+    output_device: Annotated[str | None, typer.Option(help="with --voice: speaker (sounddevice name or index)")
+                             ] = None,
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
+) -> None:
+    """Serve the glasses' display on http://HOST:PORT and replay a feed into it (touchpad: arrows, Enter, Esc;
+    with --voice, the microphone and speaker too)."""
+    import uvicorn
+
+    from device.commands import ContactBook, llm_completer
+    from device.glasses_session import GlassesSession
+    from device.hud import create_app
+    from device.hud import replay_feed as start_replay
+
+    with clear_errors():
+        if feed is None:
+            with resources.as_file(resources.files("device") / "data" / "sample_inbox.jsonl") as p:
+                messages = read_feed(p)
+        else:
+            messages = read_feed(feed)
+        nicknames = ContactBook.read_aliases(aliases) if aliases else None
+        assistant = _open_assistant(model, threads, n_ctx, adapters)
+        db = state_dir() / "hud.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        store = MessageStore(db)
+        session = GlassesSession(assistant, open_gate(store), aliases=nicknames,
+                                 complete=llm_completer(assistant) if llm_commands else None,
+                                 on_message=lambda m: store.add([m]))
+        if replay_feed:
+            start_replay(session, messages, realtime=True, speed=speed)
+        if voice:
+            _start_voice(session, wake_phrase, input_device, output_device, threads)
+        console.print(f"[bold]glassmate HUD[/] on http://{host}:{port} — {len(messages)} messages to replay, model "
+                      f"[cyan]{assistant.engine.name}[/]. Sent replies land in {state_dir() / 'outbox'}.",
+                      highlight=False)
+        uvicorn.run(create_app(session), host=host, port=port, log_level="warning")
+
+
+def _start_voice(session, wake_phrase: str | None, input_device: str | None, output_device: str | None,
+                 threads: int | None) -> None:
+    """The voice loop in the background: turns until the process ends; a failing turn is reported, not fatal."""
+    import threading
+
+    from device.voice import AudioIO, Synthesizer, Transcriber, VoiceError, VoiceLoop
+
+    def device(value: str | None):
+        return int(value) if value is not None and value.isdigit() else value
+
+    try:
+        transcriber, synthesizer = Transcriber(threads=threads or 2), Synthesizer()
+        audio = AudioIO(device(input_device), device(output_device))
+    except VoiceError as exc:
+        raise fail(str(exc)) from None
+
+    def run() -> None:
+        with audio:
+            loop = VoiceLoop(session, transcriber, synthesizer, audio, wake_phrase)
+            while True:
+                try:
+                    turn = loop.turn(timeout_s=24 * 3600)
+                    err.print(f"[dim]heard[/] {turn.heard!r} → {turn.view} ({turn.seconds:.1f} s)", highlight=False)
+                except VoiceError as exc:
+                    err.print(f"[yellow]voice:[/] {exc}", highlight=False)
+
+    threading.Thread(target=run, name="voice-loop", daemon=True).start()
+    console.print(f"voice: listening{f' for “{wake_phrase}”' if wake_phrase else ''} ({synthesizer.engine} speaks)",
+                  highlight=False)
+
+
 @eval_app.command("summaries")
 def eval_summaries_cmd(
     data: Annotated[Path, typer.Option(help="DialogSum-format JSONL (dialogue + summary fields)")],
@@ -698,6 +785,56 @@ def eval_pii_cmd(
         table.add_row(name, f"{sc['precision']:.3f}", f"{sc['recall']:.3f}", f"{sc['f2']:.3f}", str(sc["tp"]),
                       str(sc["fp"]), str(sc["fn"]))
     console.print(table)
+
+
+@eval_app.command("commands")
+def eval_commands_cmd(
+    data: Annotated[Path, typer.Option(help="utterance set (JSONL: utterance, intent, slots)")] = Path(
+        "tests/fixtures/commands/utterances.jsonl"),
+    inbox: Annotated[Path, typer.Option(help="the feed whose threads and senders names resolve against")] = Path(
+        "device/data/sample_inbox.jsonl"),
+    aliases: Annotated[Path | None, typer.Option(help="nicknames: JSON {contact: [nickname, ...]}")] = Path(
+        "tests/fixtures/commands/aliases.json"),
+    llm: Annotated[bool, typer.Option(help="the LLM (JSON schema) for utterances the rules cannot place")] = True,
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    confusion: Annotated[Path | None, typer.Option(help="write the intent confusion matrix PNG here")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the result JSON (with every error) here too")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Intent accuracy, slot F1 and the confusion matrix of the voice-command parser (rules, then the LLM)."""
+    from device.command_evaluation import evaluate, plot_confusion, read_cases
+    from device.commands import ContactBook, llm_completer
+    from device.machine import machine_info
+
+    with clear_errors():
+        try:
+            cases = read_cases(data)
+            book = ContactBook.from_threads(group_threads(read_feed(inbox)),
+                                            ContactBook.read_aliases(aliases) if aliases else None)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        complete = llm_completer(_open_assistant(model, threads, n_ctx, adapters=False)) if llm else None
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, transient=True) as progress:
+            bar = progress.add_task("parsing", total=len(cases))
+            report = evaluate(cases, book, complete, progress=lambda: progress.advance(bar))
+    if confusion:
+        plot_confusion(report, confusion)
+    doc = report.to_json() | {"data": str(data), "llm": llm, "machine": machine_info(),
+                              "command": " ".join(["glassmate", *sys.argv[1:]])}
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    if as_json:
+        print(json.dumps({k: doc[k] for k in ("n", "intent_accuracy", "slot_f1")}, indent=2))
+        return
+    table = Table("metric", "value", title=f"commands on {data.name} (n={report.n})")
+    for key in ("intent_accuracy", "slot_precision", "slot_recall", "slot_f1", "by_source", "p50_ms"):
+        table.add_row(key, str(doc[key]))
+    console.print(table)
+    for e in report.errors[:15]:
+        console.print(f"[dim]{e['utterance']!r}[/] want {e['want']} got {e['got']['intent']} {e['got']['slots']}",
+                      highlight=False)
 
 
 def _lat(r: Result) -> str:

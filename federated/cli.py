@@ -109,6 +109,9 @@ def fl_sim(
     eval_every: Annotated[int, typer.Option(help="evaluate every N rounds (always round 0 and the last)")] = 1,
     eval_examples: Annotated[int, typer.Option(help="held-out replies per client per evaluation")] = 16,
     canaries: Annotated[int, typer.Option(help="privacy audit: plant a canary in the first N clients")] = 0,
+    round0_from: Annotated[Path | None, typer.Option(
+        help="reuse round 0 (the bare model and the untrained adapter, the same for every noise level) from this "
+             "run's fl.json; its model, data, seed and evaluation settings must match")] = None,
     out: Annotated[Path, typer.Option(help="where fl.json, logs and the adapter go")] = Path("fl-run"),
     as_json: Annotated[bool, typer.Option("--json", help="print fl.json's final block")] = False,
 ) -> None:
@@ -122,7 +125,8 @@ def fl_sim(
                   "noise-multiplier": noise, "clipping-norm": clip, "aggregation": aggregation,
                   "secagg": secagg, "secagg-drop": secagg_drop, "min-clients": clients - 1 if secagg_drop else 0,
                   "local-steps": local_steps, "personal-steps": personal_steps, "eval-every": eval_every,
-                  "eval-examples": eval_examples, "canaries": canaries, "out-dir": str(out)}
+                  "eval-examples": eval_examples, "canaries": canaries, "out-dir": str(out),
+                  "round0-from": str(round0_from.resolve()) if round0_from else ""}
     try:
         with err.status(f"federated simulation: {clients} clients, {rounds} rounds (logs in {out})…"):
             simulation(out, clients, run_config)

@@ -90,7 +90,8 @@ def main(grid: Grid, context: Context) -> None:
         strategy, accountant = make_strategy(n, aggregation, noise, clip, least)
     history: list[dict] = []
     run_start = time.perf_counter()
-    evaluation = _evaluate(grid, strategy, 0, arrays, timeout)
+    reused = str(rc.get("round0-from", ""))
+    evaluation = _reused_round0(reused, rc) if reused else _evaluate(grid, strategy, 0, arrays, timeout)
     history.append({"round": 0, **evaluation})
     _write(out, cfg, rc, history, accountant, None)
     with SecAggPlus(context, n, least, timeout) as secure:
@@ -115,6 +116,25 @@ def main(grid: Grid, context: Context) -> None:
                                             zip(arrays.keys(), arrays.to_numpy_ndarrays(), strict=True)})
     plot_run(out / "fl.json")
     task.export_gguf(cfg, list(arrays.keys()), arrays.to_numpy_ndarrays(), out / "global_adapter.gguf", "global")
+
+
+# what makes round 0 the same in two runs: the noise level, aggregation and rounds only act from round 1 on
+ROUND0_KEYS = ("model", "dataset", "data-train", "data-dev", "min-messages", "num-clients", "clients-per-round",
+               "personal-steps", "batch-size", "lr", "lora-r", "max-len", "eval-examples", "seed", "canaries",
+               "canary-copies")
+
+
+def _reused_round0(path: str, rc) -> dict:
+    """Round 0 of an earlier run with the same model, data and evaluation settings (it measured the bare model and
+    the untrained adapter personalized: nothing the noise level or the later rounds change)."""
+    doc = json.loads(Path(path).read_text())
+    mine, theirs = dict(rc), doc["config"]
+    differ = [k for k in ROUND0_KEYS if str(mine.get(k)) != str(theirs.get(k))]
+    if differ:
+        raise ValueError(f"round0-from {path}: its run differs in {differ}; round 0 cannot be reused")
+    row = dict(doc["rounds"][0])
+    row.pop("round", None)
+    return row | {"reused_from": path}
 
 
 def _accountant(population: int):

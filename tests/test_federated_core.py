@@ -118,3 +118,18 @@ def test_candidates_scored_in_one_batch_score_as_alone(model_spec):
         alone = [float(target_loss(lm.model, *collate(enc, [i], pad))[0]) for i in range(3)]
         together = row_mean_losses(lm.model, *collate(enc, [0, 1, 2], pad))
     assert together == pytest.approx(alone, rel=1e-4) and len(set(together)) == 3
+
+
+def test_round_zero_is_reused_only_from_a_run_with_the_same_model_data_and_evaluation(tmp_path):
+    import json as _json
+
+    from federated.server_app import _reused_round0
+
+    earlier = {"config": {"model": "smollm2-135m", "seed": 0, "num-clients": 10, "eval-examples": 8,
+                          "noise-multiplier": 0.0}, "rounds": [{"round": 0, "ppl_base": 41.2, "evaluated": 10}]}
+    path = tmp_path / "fl.json"
+    path.write_text(_json.dumps(earlier))
+    same = {"model": "smollm2-135m", "seed": 0, "num-clients": 10, "eval-examples": 8, "noise-multiplier": 1.2}
+    assert _reused_round0(str(path), same) == {"ppl_base": 41.2, "evaluated": 10, "reused_from": str(path)}
+    with pytest.raises(ValueError, match="eval-examples"):
+        _reused_round0(str(path), same | {"eval-examples": 16})

@@ -1,0 +1,331 @@
+"""What the wearer experiences: messages arriving, the temple touchpad, voice commands — one state machine that the
+HUD draws and the voice loop speaks.
+
+Views: idle → card (a new message: sender + one-line summary) → thread (catch-up summary, three reply chips)
+→ confirm (the reply read back, "send or cancel?") → sent. A dictated reply goes straight to confirm.
+
+Never auto-send: a reply leaves only from the confirm view, after it was shown and read back, on an explicit
+"send" (voice, matched by the rules — a guess of the LLM fallback is not a confirmation) or a tap on the confirm
+prompt; it leaves through the egress gate, which itself refuses a reply the wearer did not confirm. Cancel works in
+every view.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from device.commands import Command, ContactBook, understand
+from device.inbox import WEARER, Message, Thread
+from device.privacy.egress import EgressGate
+
+CHIPS = 3
+
+
+@dataclass
+class Screen:
+    """Everything the HUD draws (and `say`, what the speaker says), as plain JSON."""
+
+    view: str = "idle"  # idle | card | thread | confirm | sent
+    card: dict | None = None  # {thread, sender, summary, ts}
+    thread: dict | None = None  # {name, summary, messages: [{sender, text, ts}]}
+    chips: list[str] = field(default_factory=list)
+    chip: int = 0  # the highlighted chip
+    dictation: str | None = None  # words heard so far (live while the wearer speaks)
+    confirm: dict | None = None  # {thread, text}
+    toast: str | None = None  # a one-line notice: "Sent to Mum", "Alice Chen or Alice Park?"
+    say: str | None = None  # what the speaker says for this change (None: nothing)
+    busy: str | None = None  # "summarizing…", "drafting replies…"
+    unread: int = 0
+    seq: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class GlassesSession:
+    def __init__(self, assistant, gate: EgressGate, threads: dict[str, Thread] | None = None,
+                 aliases: dict[str, str] | None = None, complete=None,
+                 on_message: Callable[[Message], None] | None = None, now: Callable[[], datetime] | None = None):
+        self.assistant = assistant
+        self.gate = gate
+        self.threads: dict[str, Thread] = threads if threads is not None else {}
+        self.book = ContactBook.from_threads(self.threads, aliases)
+        self.complete = complete  # the LLM fallback for free phrasing (None: rules only)
+        self.on_message = on_message  # every message in or out (the CLI stores them, encrypted)
+        self.now = now or (lambda: datetime.now().astimezone())
+        self.muted: dict[str, datetime | None] = {}
+        self.screen = Screen()
+        self.sent: list[tuple[str, str]] = []
+        self._pending_question: Command | None = None
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[Screen], None]] = []
+
+    # -- observers -------------------------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[Screen], None]) -> None:
+        self._listeners.append(listener)
+
+    def _show(self, **changes) -> Screen:
+        base = {"toast": None, "say": None, "busy": None}
+        self.screen = Screen(**(asdict(self.screen) | base | changes))
+        self.screen.unread = sum(len(t.unread) for n, t in self.threads.items() if not self._is_muted(n))
+        self.screen.seq += 1
+        for listener in list(self._listeners):
+            listener(self.screen)
+        return self.screen
+
+    def _busy(self, what: str) -> None:
+        self._show(busy=what)
+
+    # -- messages arriving -----------------------------------------------------------------------------------
+    def receive(self, message: Message, notify: bool = True) -> Screen:
+        with self._lock:
+            thread = self.threads.setdefault(message.thread, Thread(message.thread))
+            thread.add(message)
+            if self.on_message:
+                self.on_message(message)
+            self.book.note_sender(message.sender, message.thread)
+            if message.from_wearer or self._is_muted(message.thread) or not notify:
+                return self._show()
+            if self.screen.view in ("confirm", "thread") and self.screen.thread:
+                return self._show(toast=f"New message from {message.sender}")  # do not yank the wearer's view
+            note = self.assistant.notify(message)
+            card = {"thread": message.thread, "sender": message.sender, "summary": note.text,
+                    "ts": message.ts.isoformat()}
+            return self._show(view="card", card=card, chips=[], confirm=None, dictation=None,
+                              say=f"{message.sender}: {note.text}")
+
+    def _is_muted(self, thread: str) -> bool:
+        if thread not in self.muted:
+            return False
+        until = self.muted[thread]
+        if until is not None and self.now() >= until:
+            del self.muted[thread]
+            return False
+        return True
+
+    # -- the touchpad ----------------------------------------------------------------------------------------
+    def key(self, name: str) -> Screen:
+        """`left`/`right` (swipe), `enter` (tap), `esc` (back)."""
+        with self._lock:
+            view = self.screen.view
+            if name == "esc":
+                return self.do(Command("cancel"))
+            if name in ("left", "right"):
+                if view == "thread" and self.screen.chips:
+                    step = 1 if name == "right" else -1
+                    return self._show(chip=(self.screen.chip + step) % len(self.screen.chips))
+                if name == "right":
+                    return self.do(Command("next"))
+                return self._show()
+            if name != "enter":
+                raise ValueError(f"unknown key {name!r}: left, right, enter, esc")
+            if view == "confirm":
+                return self._send(tapped=True)
+            if view == "thread" and self.screen.chips:
+                return self.do(Command("choose_reply", {"index": self.screen.chip + 1}))
+            if view in ("card", "idle", "sent"):
+                name_ = self.screen.card["thread"] if view == "card" and self.screen.card else self._newest_unread()
+                if name_ is None:
+                    return self._show(toast="No new messages")
+                return self._open(name_, with_chips=True)
+            return self._show()
+
+    # -- voice -----------------------------------------------------------------------------------------------
+    def show_dictation(self, words: str) -> Screen:
+        """What the microphone heard, on the display before it is acted on (the dictation preview)."""
+        with self._lock:
+            return self._show(dictation=words)
+
+    def hear(self, utterance: str) -> Screen:
+        with self._lock:
+            if self._pending_question is not None:
+                answered = self._answer_question(utterance)
+                if answered is not None:
+                    return self.do(answered)
+            return self.do(understand(utterance, self.book, self.complete))
+
+    def _answer_question(self, utterance: str) -> Command | None:
+        """"Alice Chen or Alice Park?" — "Chen" / "Alice Park" / "the second" settles it."""
+        cmd, self._pending_question = self._pending_question, None
+        assert cmd is not None
+        slot = next(k for k, v in cmd.slots.items() if isinstance(v, str) and "|" in v)
+        options = sorted(cmd.slots[slot].split("|"))
+        picked = None
+        order = {"first": 0, "one": 0, "second": 1, "two": 1, "third": 2, "three": 2, "last": len(options) - 1}
+        for word in utterance.lower().split():
+            if word in order and order[word] < len(options):
+                picked = options[order[word]]
+        if picked is None:
+            res = ContactBook(options, []).resolve(utterance)
+            if len(res.matches) == 1:
+                picked = res.matches[0]
+        if picked is None:
+            return None
+        return Command(cmd.intent, cmd.slots | {slot: picked}, source=cmd.source, utterance=cmd.utterance)
+
+    def do(self, cmd: Command) -> Screen:
+        """Carry out one command (from the rules, the LLM fallback or a key)."""
+        with self._lock:
+            if cmd.clarify:
+                self._pending_question = cmd
+                return self._show(toast=cmd.clarify, say=cmd.clarify)
+            handler = getattr(self, f"_do_{cmd.intent}", None)
+            if handler is None:
+                return self._show(toast="Sorry, I didn't get that.", say="Sorry, I didn't get that.")
+            return handler(cmd)
+
+    def _do_read(self, cmd: Command) -> Screen:
+        target = cmd.slots.get("target")
+        name = self.book.thread_of(target) if target else self._current() or self._newest_unread()
+        if name is None or name not in self.threads:
+            return self._show(toast="No new messages", say="No new messages.")
+        thread = self.threads[name]
+        todo = [m for m in (thread.unread or thread.messages[-3:]) if target is None or target == name
+                or m.sender == target] or thread.messages[-1:]
+        spoken = " ".join(f"{m.sender}: {m.text}" for m in todo if not m.from_wearer)
+        thread.mark_read()
+        return self._show(view="thread", thread=self._thread_view(thread, None), chips=[], confirm=None,
+                          say=spoken or "Nothing new.")
+
+    def _do_catch_up(self, cmd: Command) -> Screen:
+        name = cmd.slots.get("thread") or self._current() or self._newest_unread()
+        if name is None or name not in self.threads:
+            return self._show(toast="Nothing to catch up on", say="Nothing to catch up on.")
+        return self._open(name, with_chips=False)
+
+    def _do_reply(self, cmd: Command) -> Screen:
+        to = cmd.slots.get("to")
+        name = self.book.thread_of(to) if to else self._current()
+        if name is None or name not in self.threads:
+            return self._show(toast="Reply to whom?", say="Who should I reply to?")
+        text = cmd.slots.get("text")
+        if not text:
+            return self._open(name, with_chips=True, summarize=False)
+        return self._ask_confirm(name, _sentence(text))
+
+    def _do_choose_reply(self, cmd: Command) -> Screen:
+        chips = self.screen.chips
+        index = int(cmd.slots.get("index", 1)) - 1
+        if not chips or not self.screen.thread:
+            return self._show(toast="No reply suggestions on screen", say="There are no suggestions to choose.")
+        if not 0 <= index < len(chips):
+            return self._show(toast=f"Choose 1 to {len(chips)}")
+        return self._ask_confirm(self.screen.thread["name"], chips[index])
+
+    def _do_send(self, cmd: Command) -> Screen:
+        if cmd.source != "rules":  # an LLM's reading of free phrasing never confirms a send
+            if self.screen.view == "confirm":
+                return self._show(toast="Say “send” to send it", say="Say send to send it, or cancel.")
+            return self._show()
+        return self._send(tapped=False)
+
+    def _do_cancel(self, cmd: Command) -> Screen:
+        self._pending_question = None
+        if self.screen.view == "confirm" and self.screen.thread:
+            return self._show(view="thread", confirm=None, dictation=None, toast="Not sent", say="Cancelled.")
+        return self._show(view="idle", card=None, thread=None, chips=[], chip=0, confirm=None, dictation=None,
+                          toast="Cancelled" if self.screen.view != "idle" else None)
+
+    def _do_next(self, cmd: Command) -> Screen:
+        current = self._current()
+        if current and current in self.threads:
+            self.threads[current].mark_read()
+        name = self._newest_unread()
+        if name is None:
+            return self._show(view="idle", card=None, thread=None, chips=[], confirm=None, toast="All caught up",
+                              say="You're all caught up.")
+        last = self.threads[name].unread[-1]
+        note = self.assistant.notify(last)
+        card = {"thread": name, "sender": last.sender, "summary": note.text, "ts": last.ts.isoformat()}
+        return self._show(view="card", card=card, thread=None, chips=[], confirm=None,
+                          say=f"{last.sender}: {note.text}")
+
+    def _do_mute(self, cmd: Command) -> Screen:
+        name = cmd.slots.get("thread") or self._current()
+        if name is None:
+            return self._show(toast="Mute which chat?", say="Which chat should I mute?")
+        minutes = cmd.slots.get("minutes")
+        self.muted[name] = self.now() + timedelta(minutes=int(minutes)) if minutes else None
+        how = f"for {_duration(int(minutes))}" if minutes else "until you unmute it"
+        return self._show(view="idle", card=None, thread=None, chips=[], confirm=None, toast=f"Muted {name} {how}",
+                          say=f"Muted {name} {how}.")
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _current(self) -> str | None:
+        s = self.screen
+        if s.confirm:
+            return s.confirm["thread"]
+        if s.thread:
+            return s.thread["name"]
+        if s.card:
+            return s.card["thread"]
+        return None
+
+    def _newest_unread(self) -> str | None:
+        waiting = [(t.unread[-1].ts, n) for n, t in self.threads.items() if t.unread and not self._is_muted(n)]
+        return max(waiting)[1] if waiting else None
+
+    def _thread_view(self, thread: Thread, summary: str | None) -> dict:
+        return {"name": thread.name, "summary": summary,
+                "messages": [{"sender": m.sender, "text": m.text, "ts": m.ts.isoformat()}
+                             for m in thread.messages[-6:]]}
+
+    def _open(self, name: str, with_chips: bool, summarize: bool = True) -> Screen:
+        thread = self.threads[name]
+        summary = None
+        if summarize:
+            self._show(view="thread", thread=self._thread_view(thread, None), card=None, chips=[], confirm=None,
+                       busy="summarizing…")
+            summary = self.assistant.catch_up(thread).text
+        chips: list[str] = []
+        if with_chips:
+            self._show(view="thread", thread=self._thread_view(thread, summary), card=None, chips=[], confirm=None,
+                       busy="drafting replies…")
+            chips = list(self.assistant.draft_replies(thread).replies or [])
+        thread.mark_read()
+        say = summary or ""
+        if chips:
+            say += (" " if say else "") + "Replies: " + "; ".join(f"{i}, {c}" for i, c in enumerate(chips, 1))
+        return self._show(view="thread", thread=self._thread_view(thread, summary), card=None, chips=chips, chip=0,
+                          confirm=None, dictation=None, say=say or None)
+
+    def _ask_confirm(self, thread: str, text: str) -> Screen:
+        view = self.screen.thread if self.screen.thread and self.screen.thread["name"] == thread else \
+            self._thread_view(self.threads[thread], None)
+        return self._show(view="confirm", thread=view, confirm={"thread": thread, "text": text}, dictation=None,
+                          say=f"Send to {thread}: {text}? Say send, or cancel.")
+
+    def _send(self, tapped: bool) -> Screen:
+        s = self.screen
+        if s.view != "confirm" or not s.confirm:
+            return self._show(toast="Nothing to send", say="There's nothing to send.")
+        thread, text = s.confirm["thread"], s.confirm["text"]
+        self.gate.confirm_reply(thread, text)  # shown, read back, and now confirmed by the wearer
+        decision = self.gate.send("outgoing-reply", {"thread": thread, "text": text}, "phone-bridge")
+        if not decision.allowed:
+            return self._show(toast=f"Not sent: {decision.reason}", say="I could not send that.")
+        self.sent.append((thread, text))
+        message = Message(thread, WEARER, text, self.now())
+        self.threads[thread].add(message)
+        self.threads[thread].mark_read()
+        if self.on_message:
+            self.on_message(message)
+        return self._show(view="sent", confirm=None, chips=[], toast=f"Sent to {thread}", say=f"Sent to {thread}.",
+                          thread=self._thread_view(self.threads[thread], s.thread.get("summary") if s.thread else None))
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[0].upper() + text[1:] if text else text
+    return " ".join("I" + w[1:] if w == "i" or w.startswith("i'") else w for w in text.split(" "))
+
+
+def _duration(minutes: int) -> str:
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} day" + ("s" if minutes > 1440 else "")
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hour" + ("s" if minutes > 60 else "")
+    return f"{minutes} minutes"
