@@ -813,14 +813,16 @@ def eval_commands_cmd(
                                             ContactBook.read_aliases(aliases) if aliases else None)
         except ValueError as exc:
             raise fail(str(exc)) from None
-        complete = llm_completer(_open_assistant(model, threads, n_ctx, adapters=False)) if llm else None
+        assistant = _open_assistant(model, threads, n_ctx, adapters=False) if llm else None
+        complete = llm_completer(assistant) if assistant else None
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             bar = progress.add_task("parsing", total=len(cases))
             report = evaluate(cases, book, complete, progress=lambda: progress.advance(bar))
     if confusion:
         plot_confusion(report, confusion)
-    doc = report.to_json() | {"data": str(data), "llm": llm, "machine": machine_info(),
+    doc = report.to_json() | {"data": str(data), "llm": llm, "model": assistant.engine.name if assistant else None,
+                              "threads": assistant.engine.n_threads if assistant else None, "machine": machine_info(),
                               "command": " ".join(["glassmate", *sys.argv[1:]])}
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -116,20 +116,23 @@ class MessageIndex:
 
     def sync(self) -> dict[str, int]:
         """Bring the index up to the store: embed and add new messages, drop deleted ones."""
-        stored = dict(self.store.messages())
-        gone = [rid for rid in self.messages if rid not in stored]
+        # only ids are read for the whole store; only new messages and their vectors are decrypted, so one new
+        # message costs one message, not the store
+        ids = self.store.message_ids()
+        gone = [rid for rid in self.messages if rid not in ids]
         if gone:
             self.dense.remove_ids(np.array(gone, dtype=np.int64))
             for rid in gone:
                 self.keywords.remove(rid)
                 del self.messages[rid], self.vectors[rid]
-        new = [rid for rid in stored if rid not in self.messages]
-        if not new:
+        fresh_ids = ids - self.messages.keys()
+        if not fresh_ids:
             return {"added": 0, "embedded": 0, "removed": len(gone), "size": len(self)}
-        previous = _previous_in_thread(stored)
+        stored = dict(self.store.messages_by_id(fresh_ids))
+        new = list(stored)
+        previous = _previous_in_thread(self.messages | stored, only=stored)
         texts = {rid: indexed_text(stored[rid], previous.get(rid)) for rid in new}
-        saved = {rid: np.frombuffer(raw, dtype=np.float32) for rid, raw in self.store.vectors(NAME)
-                 if rid in texts}
+        saved = {rid: np.frombuffer(raw, dtype=np.float32) for rid, raw in self.store.vectors(NAME, ids=new)}
         missing = [rid for rid in new if rid not in saved or saved[rid].shape != (DIM,)]
         if missing:
             fresh = self.embedder.embed([texts[rid] for rid in missing])
@@ -162,13 +165,17 @@ class MessageIndex:
                 for rid, score in best]
 
 
-def _previous_in_thread(stored: dict[int, Message]) -> dict[int, Message]:
+def _previous_in_thread(stored: dict[int, Message], only: dict[int, Message] | None = None) -> dict[int, Message]:
+    """The message each one follows in its thread (for the messages `only`, if given)."""
+    threads = None if only is None else {m.thread for m in only.values()}
     by_thread: dict[str, list[tuple[int, Message]]] = defaultdict(list)
     for rid, m in stored.items():
-        by_thread[m.thread].append((rid, m))
+        if threads is None or m.thread in threads:
+            by_thread[m.thread].append((rid, m))
     out = {}
     for items in by_thread.values():
         items.sort(key=lambda x: (x[1].ts, x[0]))
         for (_, prev), (rid, _) in zip(items, items[1:], strict=False):
-            out[rid] = prev
+            if only is None or rid in only:
+                out[rid] = prev
     return out

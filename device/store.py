@@ -143,6 +143,21 @@ class MessageStore:
         for rid, digest, ts, body in self.db.execute("SELECT id, digest, ts, body FROM messages ORDER BY ts, id"):
             yield rid, self._open_message(rid, digest, ts, body)
 
+    def message_ids(self) -> set[int]:
+        """Every stored message's id, without decrypting anything."""
+        return {rid for (rid,) in self.db.execute("SELECT id FROM messages")}
+
+    def messages_by_id(self, ids: Iterable[int]) -> Iterator[tuple[int, Message]]:
+        """The messages with these ids (decrypted), in time order."""
+        wanted = sorted(set(ids))
+        rows = []
+        for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[i:i + 500]
+            rows += self.db.execute(f"SELECT id, digest, ts, body FROM messages WHERE id IN "
+                                    f"({','.join('?' * len(chunk))})", chunk).fetchall()
+        for rid, digest, ts, body in sorted(rows, key=lambda r: (r[2], r[0])):
+            yield rid, self._open_message(rid, digest, ts, body)
+
     def thread_names(self) -> list[str]:
         latest: dict[str, float] = {}
         for _, m in self.messages():
@@ -208,9 +223,18 @@ class MessageStore:
                 n += 1
         return n
 
-    def vectors(self, model: str) -> Iterator[tuple[int, bytes]]:
-        for rid, body in self.db.execute("SELECT message_id, body FROM vectors WHERE model=? ORDER BY message_id",
-                                         (model,)):
+    def vectors(self, model: str, ids: Iterable[int] | None = None) -> Iterator[tuple[int, bytes]]:
+        """Sealed vectors opened: all of this model's, or only those of the messages `ids`."""
+        if ids is None:
+            rows = self.db.execute("SELECT message_id, body FROM vectors WHERE model=? ORDER BY message_id", (model,))
+        else:
+            wanted = sorted(set(ids))
+            rows = []
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                rows += self.db.execute(f"SELECT message_id, body FROM vectors WHERE model=? AND message_id IN "
+                                        f"({','.join('?' * len(chunk))}) ORDER BY message_id", (model, *chunk))
+        for rid, body in rows:
             try:
                 yield rid, self.cipher.open_bytes(body, self._vector_aad(rid, model))
             except IntegrityError as exc:

@@ -212,9 +212,51 @@ def ask_table() -> str:
     return "\n".join(out).rstrip()
 
 
+def commands_table() -> str:
+    rows = [json.loads(p.read_text()) for p in sorted((HERE / "commands").glob("*.json"))]
+    if not rows:
+        return "(no reference run yet)"
+    out = ["| set | n | parser | intent accuracy | slot F1 | rules / LLM / none | p50 per utterance |",
+           "|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["data"] != "tests/fixtures/commands/utterances.jsonl", r["data"])):
+        src = r["by_source"]
+        parser = "rules + LLM fallback" if r["llm"] else "rules only"
+        model = f" ({r['model']}, {r['threads']} threads)" if r.get("model") else ""
+        p50 = f"{r['p50_ms']:.2f} ms" if r["p50_ms"] < 100 else f"{r['p50_ms'] / 1000:.2f} s"
+        out.append(f"| `{Path(r['data']).name}` | {r['n']} | {parser}{model} | {r['intent_accuracy']:.1%} | "
+                   f"{r['slot_f1']:.3f} | {src.get('rules', 0)} / {src.get('llm', 0)} / {src.get('none', 0)} | "
+                   f"{p50} |")
+    out += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in rows) + "."]
+    return "\n".join(out)
+
+
+def federated_table() -> str:
+    runs = [json.loads(p.read_text()) | {"_dir": p.parent.name}
+            for p in sorted((HERE / "federated").glob("*/fl.json"))]
+    runs = [r for r in runs if "final" in r]
+    if not runs:
+        return "(no reference run yet)"
+    runs.sort(key=lambda r: float(r["config"].get("noise-multiplier", 0)))
+    out = ["| noise z | ε (δ=1e-5) | ppl base | ppl global | ppl personalized | Δ personalized vs base | "
+           "MRR base | MRR personalized | canary exposure (bits; bare model) | kB up / client / round | wall |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        f = r["final"]
+        eps = "∞ (no DP)" if f.get("epsilon") is None else f"{f['epsilon']:.2f}"
+        audit = f.get("canary_audit") or {}
+        canary = f"{audit['exposure_mean']:.2f} ({audit['base_exposure_mean']:.2f})" if audit else "–"
+        delta = f["ppl_personalized"] / f["ppl_base"] - 1
+        out.append(f"| {f['noise_multiplier']} | {eps} | {f['ppl_base']:.2f} | {f['ppl_global']:.2f} | "
+                   f"{f['ppl_personalized']:.2f} | {delta:+.1%} | {f['mrr_base']:.3f} | {f['mrr_personalized']:.3f} | "
+                   f"{canary} | {f['bytes_up_per_client_round'] / 1000:.0f} | {f.get('wall_s', 0) / 60:.0f} min |")
+    commands = [HERE / "federated" / r["_dir"] / "command.txt" for r in runs]
+    out += ["", "Commands: " + "; ".join(f"`{c.read_text().strip()}`" for c in commands if c.exists()) + "."]
+    return "\n".join(out)
+
+
 BLOCKS = {"quality": quality_table, "demo": demo_table, "pii": pii_table, "bench": bench_table,
           "quantize": quantize_table, "faithfulness": faithfulness_table, "adapters": adapters_table,
-          "replies": replies_table, "ask": ask_table}
+          "replies": replies_table, "ask": ask_table, "commands": commands_table, "federated": federated_table}
 
 
 def render_readme(text: str) -> str:
