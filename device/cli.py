@@ -355,7 +355,7 @@ def hud(
         db = state_dir() / "hud.db"
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-        store = MessageStore(db)
+        store = MessageStore(db, shared=True)
         session = GlassesSession(assistant, open_gate(store), aliases=nicknames,
                                  complete=llm_completer(assistant) if llm_commands else None,
                                  on_message=lambda m: store.add([m]))

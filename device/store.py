@@ -52,12 +52,16 @@ class StoreError(Exception):
 
 
 class MessageStore:
-    def __init__(self, path: Path | str, key: bytes | None = None):
+    def __init__(self, path: Path | str, key: bytes | None = None, shared: bool = False):
+        """`shared`: callers in several threads (the HUD's request workers, the feed replay, the voice loop) use
+        this store; SQLite serializes them (Python's sqlite3 here is built thread-safe, `threadsafety == 3`)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.cipher = Cipher(key if key is not None else load_or_create_key(self.path.parent))
         try:
-            self.db = sqlite3.connect(str(self.path), isolation_level=None)
+            if shared and sqlite3.threadsafety != 3:
+                raise StoreError("this Python's SQLite is not built thread-safe; the store cannot be shared")
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=not shared)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA secure_delete=ON")

@@ -16,8 +16,10 @@ import pytest
 from device.assistant import Assistant
 from device.glasses_session import GlassesSession
 from device.inbox import group_threads, read_feed
+from device.privacy import stored_texts
 from device.privacy.egress import AuditLog, EgressGate
 from device.privacy.transport import OutboxTransport
+from device.store import MessageStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "hud"
@@ -39,9 +41,12 @@ def hud_server(engine, tmp_path):
                                       "sample_inbox.jsonl"))
     for t in threads.values():
         t.mark_read()
-    texts = [m.text for t in threads.values() for m in t.messages]
-    gate = EgressGate(lambda: texts, AuditLog(tmp_path / "audit.jsonl"), OutboxTransport(tmp_path / "outbox"))
-    session = GlassesSession(Assistant(engine), gate, threads)
+    # as `glassmate hud` wires it: an encrypted store written from the request threads, the gate indexing it
+    store = MessageStore(tmp_path / "hud.db", shared=True)
+    store.add([m for t in threads.values() for m in t.messages])
+    gate = EgressGate(lambda: stored_texts(store), AuditLog(tmp_path / "audit.jsonl"),
+                      OutboxTransport(tmp_path / "outbox"))
+    session = GlassesSession(Assistant(engine), gate, threads, on_message=lambda m: store.add([m]))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
     worker = threading.Thread(target=server.run, daemon=True)
@@ -54,6 +59,7 @@ def hud_server(engine, tmp_path):
     yield f"http://127.0.0.1:{port}", session, tmp_path
     server.should_exit = True
     worker.join(timeout=10)
+    store.close()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
@@ -110,6 +116,8 @@ def test_message_card_chips_confirm_and_send_in_a_real_browser(hud_server):
     audit = [e for e in AuditLog(tmp / "audit.jsonl").entries() if e["kind"] == "outgoing-reply"]
     assert [e["allowed"] for e in audit] == [True]
     assert session.threads["Mum"].messages[-1].text == chosen
+    stored = [m for _, m in MessageStore(tmp / "hud.db").messages() if m.thread == "Mum"]
+    assert [m.text for m in stored[-2:]] == [message["text"], chosen]  # the arrival and the reply, stored
 
 
 def test_escape_cancels_and_nothing_is_sent(hud_server):
