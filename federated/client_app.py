@@ -124,7 +124,7 @@ def clip_update(new: list, old: list, norm: float) -> float:
     """Scale (new - old) to at most `norm` (L2 over all arrays), in place; returns the norm before clipping."""
     update = [n - o for n, o in zip(new, old, strict=True)]
     total = float(np.sqrt(sum(float(np.sum(u.astype(np.float64) ** 2)) for u in update)))
-    scale = min(1.0, norm / total) if total > 0 else 1.0
+    scale = min(1.0, norm / total) if total > 0 and np.isfinite(norm) else 1.0
     for i, (o, u) in enumerate(zip(old, update, strict=True)):
         new[i] = (o + u * scale).astype(np.float32)
     return total
@@ -148,7 +148,8 @@ def train(msg: Message, context: Context) -> Message:
     loss = task.local_train(lm, tok, client.train, cfg.local_steps, cfg, seed=cfg.seed + 1009 * server_round + pid)
     new = adapter_arrays(lm)
     norm = float(config[KEY_CLIPPING_NORM]) if KEY_CLIPPING_NORM in config else 0.0
-    raw_norm = clip_update(new, start, norm) if norm > 0 else 0.0
+    # measured with DP off too: what clipping at C would do to these updates is what the noise budget prices
+    raw_norm = clip_update(new, start, norm if norm > 0 else float("inf"))
     sent, nbytes = send_through_gate(client, names, new, {"loss": loss, "round": server_round, "num_examples": 1})
     record = ArrayRecord(OrderedDict((n, Array(a)) for n, a in zip(names, sent, strict=True)))
     # every client weighs the same (num-examples = 1): what the DP accountant's uniform FedAvg requires
