@@ -213,3 +213,41 @@ def fl_noise_budget(
         table.add_row(str(r["clients_per_round"]), f"{r['noise_std']:.2e}", f"{r['ppl']:.2f}", f"{r['cost']:+.1%}")
     console.print(table)
     console.print(f"clients per round for < {tolerance:.0%}: {out['clients_needed'] or 'more than tried'}")
+
+
+@fl_app.command("drafts")
+def fl_drafts(
+    run: Annotated[Path, typer.Argument(help="a --real run folder (fl.json, devices/state/fl/<id>/…gguf)")],
+    client: Annotated[int, typer.Option(help="which wearer (0 = the one who wrote most)")] = 0,
+    n: Annotated[int, typer.Option(help="held-out conversations to compare on")] = 5,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the comparison JSON here too")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """The wearer's personalized adapter in the glasses' llama.cpp engine vs the bare model, on their held-out
+    conversations: likelihood of what they really replied, and the reply drafts offered."""
+    import sys
+
+    from federated.personal_drafts import compare
+
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, transient=True) as progress:
+            bar = progress.add_task("drafting with and without the adapter", total=n)
+            doc = compare(run, client, n, threads, progress=lambda d, t: progress.update(bar, completed=d, total=t))
+    except (OSError, ValueError, KeyError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    doc["command"] = " ".join(["glassmate", *sys.argv[1:]])
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    summary = {k: v for k, v in doc.items() if k != "rows"}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    console.print(f"client {client} ({doc['client_id']}), {doc['n']} held-out replies: perplexity of the true reply "
+                  f"{doc['ppl_true_reply_bare']:.1f} bare → {doc['ppl_true_reply_personal']:.1f} personalized; "
+                  f"drafts changed in {doc['drafts_changed']}/{doc['n']}", highlight=False)
+    for r in doc["rows"]:
+        console.print(f"  bare:     {r['drafts_bare']}\n  personal: {r['drafts_personal']}", highlight=False)

@@ -205,3 +205,43 @@ def test_assistant_puts_each_tasks_adapter_in_effect(tmp_path, dinner_feed, smol
         e.restore_prefix(state_under_adapter)
     a.draft_replies(thread)
     assert e.adapter is None  # no replies adapter given: the bare model
+
+
+def test_a_wearers_federated_adapter_runs_in_llama_cpp_and_changes_their_drafts(tmp_path, smollm2_torch):
+    """`glassmate fl drafts`: the personalized GGUF LoRA a run left on the device, in the glasses' engine."""
+    import torch
+
+    from device.irc import client_id, reply_pairs
+    from federated.gguf_lora import write_gguf_adapter
+    from federated.lora import LoraSpec, adapter_state, attach
+    from federated.personal_drafts import compare
+    from tests.test_reply_evaluation import LINKS, RAW
+
+    data = tmp_path / "irc"
+    data.mkdir()
+    (data / "2026-01-05_10.raw.txt").write_text(RAW)
+    (data / "2026-01-05_10.annotation.txt").write_text(LINKS)
+    counts: dict[str, int] = {}
+    for p in reply_pairs(data):
+        counts[p.user.lower()] = counts.get(p.user.lower(), 0) + 1
+    top = sorted(counts, key=lambda u: (-counts[u], u))[0]
+
+    lm = attach(smollm2_torch.model, LoraSpec(r=4, alpha=8, top_layers=2))
+    state = adapter_state(lm)
+    smollm2_torch.model = lm.model.unload()
+    gen = torch.Generator().manual_seed(0)
+    state = {k: (v + 0.05 * torch.randn(v.shape, generator=gen) if "lora_B" in k else v) for k, v in state.items()}
+    run = tmp_path / "run"
+    gguf = run / "devices" / "state" / "fl" / client_id(top) / "personal_adapter.gguf"
+    write_gguf_adapter(gguf, state, smollm2_torch.model.config, "llama", 8)
+    (run / "fl.json").write_text(json.dumps({"config": {"model": TEST_MODEL, "data-train": str(data),
+                                                        "data-dev": str(data), "min-messages": 1,
+                                                        "num-clients": 3}}))
+    doc = compare(run, 0, n=1, threads=2)
+    assert doc["client_id"] == client_id(top) and doc["n"] >= 1
+    assert doc["ppl_true_reply_personal"] != pytest.approx(doc["ppl_true_reply_bare"], rel=1e-3)
+    for row in doc["rows"]:
+        assert len(row["drafts_bare"]) == 3 and len(row["drafts_personal"]) == 3
+    assert doc["drafts_changed"] >= 1
+    with pytest.raises(ValueError, match="clients 0..2"):
+        compare(run, 7)
