@@ -4,7 +4,8 @@ train: load the global LoRA, train it on this wearer's own replies, clip the upd
 (client-side fixed clipping: the server adds the Gaussian noise and accounts ε), and send it through the device's
 egress gate — the reply carries exactly the bytes the gate let out, and the gate's audit log records them.
 evaluate: held-out perplexity of the wearer's true replies and reply ranking for the bare model, the global
-adapter and the personalized one (the global adapter fine-tuned on the wearer's data; it stays on the device).
+adapter and the personalized one (the global adapter or a private one, fine-tuned on the wearer's data and chosen
+on their own validation replies; it stays on the device).
 """
 
 from __future__ import annotations
@@ -212,7 +213,9 @@ def evaluate(msg: Message, context: Context) -> Message:
     out["ppl-global"] = task.perplexity(lm, tok, held_out, cfg)
     out["mrr-global"], out["p1-global"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
     train_part = client.train if client.test else client.train[: -cfg.eval_examples]
-    private = task.personalized(lm, tok, global_arrays, train_part, cfg, seed=cfg.seed + 7919 * server_round + pid)
+    private, chosen = task.personalized(lm, tok, global_arrays, train_part, cfg,
+                                        seed=cfg.seed + 7919 * server_round + pid)
+    out["personal-from-global"] = float(chosen == "global")
     out["ppl-personal"] = task.perplexity(lm, tok, held_out, cfg)
     out["mrr-personal"], out["p1-personal"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
     _keep_private(cfg, client, names, private)

@@ -118,12 +118,24 @@ def ranking(lm: LoraModel, tok, examples: list[Example], pool: list[str], cfg: R
 
 
 def personalized(lm: LoraModel, tok, global_arrays: list, examples: list[Example], cfg: RunConfig,
-                 seed: int) -> list:
-    """The private part: the global adapter fine-tuned on this wearer's own data. It never leaves the device
-    (it is kept in the client's local state, not in any reply)."""
-    load_adapter_state(lm, global_arrays)
-    local_train(lm, tok, examples, cfg.personal_steps, cfg, seed)
-    return adapter_arrays(lm)
+                 seed: int) -> tuple[list, str]:
+    """The private part, which never leaves the device (kept in the client's local state, not in any reply).
+
+    Two candidates, both fine-tuned on this wearer's own data: the global adapter, and a private adapter started
+    from scratch. The wearer's own validation replies (the last few of their training data, held out from this
+    fine-tuning) pick one. With a good global adapter the first wins; when DP noise has wrecked the global adapter
+    (few clients per round), the wearer still gets their own model instead of a noisy one. Returns the arrays and
+    which candidate won ("global" or "private")."""
+    keep = min(cfg.eval_examples, max(1, len(examples) // 5))
+    fit, check = (examples[:-keep], examples[-keep:]) if len(examples) > keep else (examples, examples)
+    out = {}
+    for name, start in (("global", global_arrays), ("private", lm.initial)):  # type: ignore[attr-defined]
+        load_adapter_state(lm, start)
+        local_train(lm, tok, fit, cfg.personal_steps, cfg, seed)
+        out[name] = (mean_loss(lm, tok, check[: cfg.eval_examples], max_len=cfg.max_len), adapter_arrays(lm))
+    best = min(out, key=lambda k: out[k][0])
+    load_adapter_state(lm, out[best][1])
+    return out[best][1], best
 
 
 def export_gguf(cfg: RunConfig, names: list[str], arrays: list, path: Path, kind: str) -> Path | None:

@@ -77,9 +77,16 @@ def test_local_training_personalization_and_metrics_on_the_tiny_model(model_spec
     shared = adapter_arrays(lm)
     assert any(not np.array_equal(a, b) for a, b in zip(start, shared, strict=True))
 
-    private = personalized(lm, tok, shared, mine, cfg, seed=1)
+    private, chosen = personalized(lm, tok, shared, mine, cfg, seed=1)
+    assert chosen in ("global", "private")
     assert any(not np.array_equal(a, b) for a, b in zip(shared, private, strict=True))
     assert perplexity(lm, tok, mine, cfg) < after  # the private part fits this wearer better still
+
+    # a global adapter wrecked by noise: the wearer's validation replies pick the private adapter instead
+    rng = np.random.default_rng(0)
+    wrecked = [a + rng.normal(0.0, 1.0, a.shape).astype(np.float32) for a in shared]
+    _, chosen = personalized(lm, tok, wrecked, mine, cfg, seed=1)
+    assert chosen == "private"
 
     pool = [f"unrelated message number {i}" for i in range(20)]
     mrr, p1 = ranking(lm, tok, mine, pool, cfg)
