@@ -238,17 +238,33 @@ def federated_table() -> str:
         return "(no reference run yet)"
     runs.sort(key=lambda r: float(r["config"].get("noise-multiplier", 0)))
     out = ["| noise z | ε (δ=1e-5) | ppl base | ppl global | ppl personalized | Δ personalized vs base | "
-           "MRR base | MRR personalized | canary exposure (bits; bare model) | kB up / client / round | wall |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "MRR base | MRR global | MRR personalized | personal from global | canary exposure, bits (bare model) | "
+           "MB through the gate / client / round | wall |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         f = r["final"]
         eps = "∞ (no DP)" if f.get("epsilon") is None else f"{f['epsilon']:.2f}"
         audit = f.get("canary_audit") or {}
         canary = f"{audit['exposure_mean']:.2f} ({audit['base_exposure_mean']:.2f})" if audit else "–"
         delta = f["ppl_personalized"] / f["ppl_base"] - 1
-        out.append(f"| {f['noise_multiplier']} | {eps} | {f['ppl_base']:.2f} | {f['ppl_global']:.2f} | "
-                   f"{f['ppl_personalized']:.2f} | {delta:+.1%} | {f['mrr_base']:.3f} | {f['mrr_personalized']:.3f} | "
-                   f"{canary} | {f['bytes_up_per_client_round'] / 1000:.0f} | {f.get('wall_s', 0) / 60:.0f} min |")
+        chosen = r["rounds"][-1].get("personal_from_global")
+        chosen = "–" if chosen is None else f"{chosen:.0%}"
+        out.append(f"| {f['noise_multiplier']} | {eps} | {f['ppl_base']:.1f} | {f['ppl_global']:.1f} | "
+                   f"{f['ppl_personalized']:.1f} | {delta:+.1%} | {f['mrr_base']:.3f} | {f['mrr_global']:.3f} | "
+                   f"{f['mrr_personalized']:.3f} | {chosen} | {canary} | {f['bytes_up_per_client_round'] / 1e6:.1f} | "
+                   f"{f.get('wall_s', 0) / 60:.0f} min |")
+    for r in runs:
+        b = HERE / "federated" / r["_dir"] / "noise_budget.json"
+        if b.exists():
+            nb = json.loads(b.read_text())
+            out += ["", f"Clients per round for noise multiplier {nb['noise_multiplier']} to cost < "
+                        f"{nb['tolerance']:.0%} perplexity (its noise, std z·C·√R/m, put on the noise-free global "
+                        f"adapter of `{r['_dir']}`, {nb['held_out']} held-out replies, noise-free ppl "
+                        f"{nb['ppl_noise_free']:.1f}): **{nb['clients_needed'] or 'more than 50 000'}**. "
+                        + ", ".join(f"m={x['clients_per_round']}: " + (f"ppl ×{1 + x['cost']:.1e}" if x["cost"] > 9
+                                                                       else f"{x['cost']:+.1%}") for x in nb["rows"])
+                        + f". `glassmate fl noise-budget results/federated/{r['_dir']} --noise "
+                          f"{nb['noise_multiplier']}`"]
     commands = [HERE / "federated" / r["_dir"] / "command.txt" for r in runs]
     out += ["", "Commands: " + "; ".join(f"`{c.read_text().strip()}`" for c in commands if c.exists()) + "."]
     return "\n".join(out)
