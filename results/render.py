@@ -249,7 +249,8 @@ def federated_table() -> str:
         delta = f["ppl_personalized"] / f["ppl_base"] - 1
         chosen = r["rounds"][-1].get("personal_from_global")
         chosen = "–" if chosen is None else f"{chosen:.0%}"
-        out.append(f"| {f['noise_multiplier']} | {eps} | {f['ppl_base']:.1f} | {f['ppl_global']:.1f} | "
+        g = f"{f['ppl_global']:.1f}" if f["ppl_global"] < 1e4 else f"{f['ppl_global']:.1e}"
+        out.append(f"| {f['noise_multiplier']} | {eps} | {f['ppl_base']:.1f} | {g} | "
                    f"{f['ppl_personalized']:.1f} | {delta:+.1%} | {f['mrr_base']:.3f} | {f['mrr_global']:.3f} | "
                    f"{f['mrr_personalized']:.3f} | {chosen} | {canary} | {f['bytes_up_per_client_round'] / 1e6:.1f} | "
                    f"{f.get('wall_s', 0) / 60:.0f} min |")
