@@ -83,8 +83,8 @@ def test_spoken_reply_is_clarified_read_back_and_sent_on_confirmation(voice_part
     # the speaker really played the read-back: record → Whisper
     played = np.frombuffer(spoken.read_bytes(), dtype=np.int16)
     assert played.size > 16_000 and np.sqrt(np.mean(played.astype(np.float32) ** 2)) > 100
-    heard_back = transcriber(played).lower()
-    assert "alice chen" in heard_back and "send" in heard_back, heard_back
+    heard_back = transcriber(played).lower()  # tiny.en may hear "Alice Chin": the name is checked on the screen
+    assert "alice" in heard_back and "send" in heard_back and "minutes late" in heard_back, heard_back
 
 
 def test_a_silent_microphone_times_out_instead_of_hanging(voice_parts, audio_session, tmp_path):
