@@ -178,6 +178,14 @@ def _open_assistant(model: str | None, threads: int | None, n_ctx: int | None, a
     return Assistant(engine, adapters=tasks)
 
 
+def _feed_or_sample(feed: Path | None) -> list:
+    """The feed's messages, or the bundled sample inbox's."""
+    if feed is None:
+        with resources.as_file(resources.files("device") / "data" / "sample_inbox.jsonl") as p:
+            return read_feed(p)
+    return read_feed(feed)
+
+
 def _single_thread(path: Path, thread: str | None) -> Thread:
     threads = group_threads(read_feed(path))
     if thread:
@@ -263,11 +271,7 @@ def demo(
 ) -> None:
     """Replay an inbox through the assistant: per arriving burst, a notification, a catch-up and three replies."""
     with clear_errors():
-        if feed is None:
-            with resources.as_file(resources.files("device") / "data" / "sample_inbox.jsonl") as p:
-                messages = read_feed(p)
-        else:
-            messages = read_feed(feed)
+        messages = _feed_or_sample(feed)
         spec = catalog.get_model(model or catalog.default_model())
         if not spec.is_fetched():  # the demo is the zero-configuration path: fetch what it needs
             _fetch_with_progress(spec, force=False)
@@ -345,11 +349,7 @@ def hud(
     from device.hud import replay_feed as start_replay
 
     with clear_errors():
-        if feed is None:
-            with resources.as_file(resources.files("device") / "data" / "sample_inbox.jsonl") as p:
-                messages = read_feed(p)
-        else:
-            messages = read_feed(feed)
+        messages = _feed_or_sample(feed)
         nicknames = ContactBook.read_aliases(aliases) if aliases else None
         assistant = _open_assistant(model, threads, n_ctx, adapters)
         db = state_dir() / "hud.db"
