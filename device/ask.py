@@ -7,6 +7,10 @@ wearer hears "I don't see that in your messages":
 - every name, number, time, date and place in the answer is in the messages it cites (the faithfulness check the
   summaries use), and each cited message shares a word with the answer — so a cited message really carries it
   (when the model cites the wrong number, the shown message that does carry the answer is cited instead),
+- the message that carries the answer is about the question: its similarity to the question is within
+  `max_relevance_gap` of the best retrieved message's. A small model asked for something the messages do not say
+  ("what is the dentist's address?") answers with a fact from a neighbouring message (the book club's street);
+  that message is retrieved only as a distant match, far below the messages that are about the dentist,
 - the model's own confidence (high / medium / low) is at least medium.
 """
 
@@ -14,13 +18,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
 from device import prompts
 from device.assistant import Assistant
+from device.day_words import resolve_day_words
 from device.engines.base import GenerationParams
 from device.faithfulness import unsupported
+from device.inbox import Message
 from device.message_index import Hit, MessageIndex, tokens
 
 ANSWER_TOKENS = 120
@@ -37,6 +43,10 @@ class Answer:
     retrieved: list[int] = field(default_factory=list)  # message ids shown to the model, best first
     retrieve_s: float = 0.0
     total_s: float = 0.0
+    prompt_tokens: int = 0  # what the model read (past its cached system prompt) and wrote
+    completion_tokens: int = 0
+    ttft_s: float = 0.0  # the model's time to first token: reading the shown messages
+    spoken: str = ""  # what the wearer hears: the answer with its day words dated ("Friday 27 November")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -44,14 +54,16 @@ class Answer:
 
 @dataclass
 class AskConfig:
-    k: int = 5
+    k: int = 5  # messages retrieved
+    show: int = 5  # of them, the best this many go to the model (each costs prompt time)
     min_similarity: float = 0.25
     min_confidence: float = 0.5  # "medium" or "high"
+    max_relevance_gap: float = 0.2  # cosine; chosen on the project question set (see README)
 
 
 def _abstain(question: str, reason: str, hits: list[Hit], t0: float, t_ret: float) -> Answer:
     return Answer(question, prompts.ABSTAIN, True, [], 0.0, reason, [h.id for h in hits], t_ret,
-                  time.perf_counter() - t0)
+                  time.perf_counter() - t0, spoken=prompts.ABSTAIN)
 
 
 def _source(hits: list[Hit]) -> str:
@@ -72,6 +84,18 @@ def _carried(answer: str, hits: list[Hit]) -> bool:
 
 
 def check_answer(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[Hit], float] | str:
+    verdict = _carrying(raw, shown, config)
+    if isinstance(verdict, str):
+        return verdict
+    best = max(h.similarity for h in shown)
+    carried_by = max(h.similarity for h in verdict[1])
+    if carried_by < best - config.max_relevance_gap:
+        return f"the message that carries the answer is not about the question (similarity {carried_by:.2f}, " \
+               f"best {best:.2f})"
+    return verdict
+
+
+def _carrying(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[Hit], float] | str:
     """The model's JSON answer → (answer, the messages that carry it, confidence) if it may be shown, else why not.
 
     Small models often cite the wrong number next to a right answer, so citations are checked, not trusted: the
@@ -115,15 +139,39 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     t_ret = time.perf_counter() - t0
     if not hits or max(h.similarity for h in hits) < config.min_similarity:
         return _abstain(question, "nothing relevant in the messages", hits, t0, t_ret)
-    shown = sorted(hits, key=lambda h: (h.message.ts, h.id))  # in time order, as the wearer would read them
+    # in time order, as the wearer would read them
+    shown = sorted(hits[:config.show], key=lambda h: (h.message.ts, h.id))
     numbered = [prompts.ask_line(i, h.message) for i, h in enumerate(shown, 1)]
     today = (now or datetime.now().astimezone()).strftime("%A %d %B %Y")
     gen = assistant.complete("ask", prompts.ask_messages(question, numbered, today),
                              GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0,
                                               json_schema=prompts.ASK_SCHEMA))
     verdict = check_answer(gen.text, shown, config)
+    cost = {"prompt_tokens": gen.prompt_tokens - gen.cached_prompt_tokens,
+            "completion_tokens": gen.completion_tokens, "ttft_s": gen.ttft_s}
     if isinstance(verdict, str):
-        return _abstain(question, verdict, hits, t0, t_ret)
+        return replace(_abstain(question, verdict, hits, t0, t_ret), **cost)
     text, cited_hits, confidence = verdict
+    # "Friday" means the Friday after the message that said it
+    spoken = resolve_day_words(text, cited_hits[0].message.ts)
     return Answer(question, text, False, [h.id for h in cited_hits], confidence, "answered", [h.id for h in hits],
-                  t_ret, time.perf_counter() - t0)
+                  t_ret, time.perf_counter() - t0, spoken=spoken, **cost)
+
+
+@dataclass
+class Asked:
+    answer: Answer
+    cited: list[Message]  # the cited messages themselves, for the display
+
+
+class InboxAsker:
+    """`ask` for the glasses session: the index catches up with the store (new arrivals, forgotten threads) before
+    each question."""
+
+    def __init__(self, assistant: Assistant, index: MessageIndex, config: AskConfig | None = None):
+        self.assistant, self.index, self.config = assistant, index, config or AskConfig()
+
+    def __call__(self, question: str, now: datetime | None = None) -> Asked:
+        self.index.sync()
+        answer = ask(self.assistant, self.index, question, now, self.config)
+        return Asked(answer, [self.index.messages[i] for i in answer.citations])

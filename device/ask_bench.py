@@ -64,13 +64,15 @@ def run_bench(assistant: Assistant, embedder: Embedder, irc: Path, questions_pat
         index.sync()
         add_one_s = time.perf_counter() - t1
         (vector_bytes,) = store.db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM vectors").fetchone()
-        retrieval, total, answered = [], [], 0
+        retrieval, total, ttft, answered = [], [], [], 0
         for i, q in enumerate(questions):
             t2 = time.perf_counter()
             index.search(q.question, 5)
             retrieval.append(time.perf_counter() - t2)
             result = ask(assistant, index, q.question, q.now, AskConfig())
             total.append(result.total_s)
+            if result.completion_tokens:
+                ttft.append(result.ttft_s)
             answered += not result.abstained
             if progress:
                 progress(i + 1, len(questions))
@@ -85,5 +87,5 @@ def run_bench(assistant: Assistant, embedder: Embedder, irc: Path, questions_pat
         "retrieval_p50_ms": round(1000 * statistics.median(retrieval), 1),
         "retrieval_p90_ms": round(1000 * percentile(retrieval, 0.9), 1),
         "ask_p50_s": round(statistics.median(total), 3), "ask_p90_s": round(percentile(total, 0.9), 3),
-        "ask_max_s": round(max(total), 3),
+        "ask_max_s": round(max(total), 3), "ttft_p50_s": round(statistics.median(ttft), 3) if ttft else None,
     }

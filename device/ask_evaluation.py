@@ -60,6 +60,9 @@ class AskEval:
     abstain_recall: float
     p50_s: float
     p90_s: float
+    ttft_p50_s: float = 0.0  # the model reading the shown messages
+    prompt_tokens_p50: float = 0.0
+    completion_tokens_p50: float = 0.0
     samples: list[dict] = field(default_factory=list)
 
 
@@ -129,10 +132,13 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
                 em = any(normalise_answer(result.answer) == normalise_answer(a) for a in q.answers) \
                     and not result.abstained
                 rows.append({"id": q.id, "answerable": q.answerable, "abstained": result.abstained,
-                             "answer": result.answer, "reason": result.reason, "f1": best, "em": em,
+                             "answer": result.answer, "spoken": result.spoken, "reason": result.reason,
+                             "f1": best, "em": em,
                              "recall": len(gold & set(result.retrieved[:5])) / len(gold) if gold else None,
                              "ap": average_precision(result.retrieved, gold, 5) if gold else None,
-                             "cited_ok": [rid in gold for rid in result.citations], "s": result.total_s})
+                             "cited_ok": [rid in gold for rid in result.citations], "s": result.total_s,
+                             "ttft_s": result.ttft_s, "prompt_tokens": result.prompt_tokens,
+                             "completion_tokens": result.completion_tokens})
                 done += 1
                 if progress:
                     progress(done, len(questions))
@@ -152,7 +158,10 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
         citation_precision=mean(float(ok) for ok in cited),
         abstain_precision=mean(float(not r["answerable"]) for r in abstained),
         abstain_recall=mean(float(r["abstained"]) for r in unanswerable),
-        p50_s=round(times[len(times) // 2], 3), p90_s=round(times[int(0.9 * (len(times) - 1))], 3), samples=rows)
+        p50_s=round(times[len(times) // 2], 3), p90_s=round(times[int(0.9 * (len(times) - 1))], 3),
+        ttft_p50_s=round(statistics.median(r["ttft_s"] for r in rows), 3),
+        prompt_tokens_p50=statistics.median(r["prompt_tokens"] for r in rows),
+        completion_tokens_p50=statistics.median(r["completion_tokens"] for r in rows), samples=rows)
 
 
 def to_json(result: AskEval, with_samples: bool = True) -> dict:

@@ -343,6 +343,7 @@ def hud(
     with --voice, the microphone and speaker too)."""
     import uvicorn
 
+    from device.ask import InboxAsker
     from device.commands import ContactBook, llm_completer
     from device.glasses_session import GlassesSession
     from device.hud import create_app
@@ -356,9 +357,10 @@ def hud(
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         store = MessageStore(db, shared=True)
+        index, _ = _open_index(store, threads)
         session = GlassesSession(assistant, open_gate(store), aliases=nicknames,
                                  complete=llm_completer(assistant) if llm_commands else None,
-                                 on_message=lambda m: store.add([m]))
+                                 on_message=lambda m: store.add([m]), asker=InboxAsker(assistant, index))
         if replay_feed:
             start_replay(session, messages, realtime=True, speed=speed)
         if voice:
@@ -611,17 +613,25 @@ def _open_index(store: MessageStore, threads: int | None):
     return index, report
 
 
+def _ask_config(k: int, show: int | None):
+    from device.ask import AskConfig
+
+    config = AskConfig(k=k)
+    config.show = min(k, show if show is not None else config.show)
+    return config
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="what to ask about your messages")],
     feed: Annotated[Path | None, typer.Option(help="add this JSONL feed to the store first")] = None,
     store_path: StoreOpt = None, model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
-    k: Annotated[int, typer.Option(help="messages retrieved and shown to the model")] = 5,
+    k: Annotated[int, typer.Option(help="messages retrieved")] = 5,
+    show: Annotated[int | None, typer.Option(help="of them, how many the model reads (default: AskConfig)")] = None,
     now: Annotated[str | None, typer.Option(help="answer as of this ISO time (default: now)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer from your own messages with citations, or say "I don't see that in your messages"."""
-    from device.ask import AskConfig
     from device.ask import ask as answer_question
 
     with clear_errors(), _device_store(store_path) as store:
@@ -632,7 +642,7 @@ def ask(
         when = datetime.fromisoformat(now) if now else None
         with err.status("answering…"):
             try:
-                result = answer_question(assistant, index, question, when, AskConfig(k=k))
+                result = answer_question(assistant, index, question, when, _ask_config(k, show))
             except ValueError as exc:
                 raise fail(str(exc)) from None
         cited = {rid: index.messages[rid] for rid in result.citations}
@@ -641,7 +651,7 @@ def ask(
             {"id": rid, "thread": m.thread, "sender": m.sender, "ts": m.ts.isoformat(), "text": m.text}
             for rid, m in cited.items()]}, indent=2, ensure_ascii=False))
         return
-    console.print(f"[bold]{result.answer}[/]", highlight=False)
+    console.print(f"[bold]{result.spoken or result.answer}[/]", highlight=False)
     for rid, m in cited.items():
         console.print(f"  [dim][{rid}] {m.ts:%a %d %b %H:%M} · {m.thread} · {m.sender}:[/] {m.text}", highlight=False)
     if result.abstained:
@@ -655,11 +665,11 @@ def eval_ask_cmd(
         "tests/fixtures/ask/questions.jsonl"),
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     k: Annotated[int, typer.Option(help="messages retrieved per question")] = 5,
+    show: Annotated[int | None, typer.Option(help="of them, how many the model reads (default: AskConfig)")] = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON (with per-question rows) here too")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieval recall@5 / MAP@5, answer EM / F1, citation precision, abstention precision / recall."""
-    from device.ask import AskConfig
     from device.ask_evaluation import eval_ask, read_questions, to_json
     from device.embedder import Embedder, fetch_embedder
     from device.machine import machine_info
@@ -671,7 +681,7 @@ def eval_ask_cmd(
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             bar = progress.add_task(f"asking {assistant.engine.name}", total=len(questions))
-            result = eval_ask(assistant, Embedder(threads=threads), questions, AskConfig(k=k),
+            result = eval_ask(assistant, Embedder(threads=threads), questions, _ask_config(k, show),
                               progress=lambda done, total: progress.update(bar, completed=done))
     summary = to_json(result, with_samples=False)
     if out:

@@ -11,6 +11,7 @@ Intents and their slots:
   choose_reply(index)      1-based chip
   send() / cancel() / next()
   mute(thread?, minutes?)  no minutes: until unmuted
+  ask(question)            a question about the messages ("which bus did Tomasz say?"), answered from them
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from typing import Any
 
 from device.contacts import DETERMINERS, GROUP_WORDS, NUMBER_WORDS, ContactBook, Resolution, words
 
-INTENTS = ("read", "catch_up", "reply", "choose_reply", "send", "cancel", "next", "mute")
+INTENTS = ("read", "catch_up", "reply", "choose_reply", "send", "cancel", "next", "mute", "ask")
+# a question about the messages: placed by the rules only when no command fits; the LLM fallback is not offered it
+# (a small model routes every unclear command to it)
+ASK_PREFIX = re.compile(r"^(?:(?:ask|search|check|look in) my messages(?: for| about)?|in my messages)\s+")
+QUESTION = re.compile(r"^(?:what|what's|when|when's|where|where's|which|who|who's|whose|why|how|how's|did|does|"
+                      r"do|is|are|was|were|has|have|had|will|can|could|should)\b")
+ASK_ABOUT = re.compile(r"^what (?:did|does) .+? (?:say|said|write|wrote|want) (?:about|regarding|on|for) \S")
 FILLERS = {"uh", "um", "umm", "uhm", "er", "erm", "hmm", "hm", "ah", "oh"}
 POLITE_PREFIX = re.compile(
     r"^(?:(?:hey|ok|okay|so|and|hey glasses|glasses|please|can you|could you|would you|will you|i want to|"
@@ -236,6 +243,10 @@ def _with_name(cmd: Command, slot: str, res: Resolution | None) -> Command:
 
 
 def _classify(text: str, book: ContactBook) -> Command | None:
+    if m := ASK_PREFIX.match(text):
+        return Command("ask", {"question": text[m.end():]})
+    if ASK_ABOUT.match(text):
+        return Command("ask", {"question": text})
     if re.match(r"^(?:say|read) (?:that|it) again\b|^repeat\b", text):
         return Command("read")
     if m := re.match(r"^send (?P<name>.+?) an? (?:message|text|note)(?P<text>(?: .+)?)$", text):
@@ -263,12 +274,27 @@ def _classify(text: str, book: ContactBook) -> Command | None:
     picks_chip = CHIP.search(text)
     if (READ_START.match(text) or READ_QUESTION.match(text) or re.match(r"^hear\b", text)) and not picks_chip:
         return _with_name(Command("read"), "target", find_contact(book, _after_verb(text)))
+    if QUESTION.match(text) and len(text.split()) >= 3 and not picks_chip and _asks_something(text, book):
+        return Command("ask", {"question": text})  # "when's the last train?"
     index = _index(text)
     if index is not None and 1 <= index <= 3:
         return Command("choose_reply", {"index": index})
     if SEND.match(text) or re.search(r"\bsend (?:it|that)\b", text):
         return Command("send")
     return None
+
+
+# what a question about a chat says when it asks nothing in particular ("how's the climbing plan looking?"): a
+# catch-up or a read, for the LLM fallback to place
+VAGUE = {"how", "how's", "has", "have", "is", "are", "what's", "where", "we", "on", "with", "plan", "plans",
+         "looking", "going", "doing", "written", "texted", "replied", "messaged", "said", "anything", "news",
+         "status", "latest", "there", "any", "up", "to", "at", "the", "been", "from", "in", "chat", "group"}
+
+
+def _asks_something(text: str, book: ContactBook) -> bool:
+    res = find_contact(book, text)
+    named = {w for name in (res.matches if res else []) for w in words(name.lower())}
+    return bool(set(text.split()) - VAGUE - named - STOP)
 
 
 def _after_verb(text: str) -> str:
@@ -306,7 +332,7 @@ def _mute(text: str, book: ContactBook) -> Command:
 LLM_SCHEMA = {
     "type": "object",
     "properties": {
-        "intent": {"type": "string", "enum": list(INTENTS)},
+        "intent": {"type": "string", "enum": [i for i in INTENTS if i != "ask"]},
         "name": {"type": "string"},
         "text": {"type": "string"},
         "index": {"type": "integer"},

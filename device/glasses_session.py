@@ -2,7 +2,8 @@
 HUD draws and the voice loop speaks.
 
 Views: idle → card (a new message: sender + one-line summary) → thread (catch-up summary, three reply chips)
-→ confirm (the reply read back, "send or cancel?") → sent. A dictated reply goes straight to confirm.
+→ confirm (the reply read back, "send or cancel?") → sent. A dictated reply goes straight to confirm. A question
+about the messages ("which bus did Tomasz say?") → answer (the answer, spoken, with the messages it comes from).
 
 Never auto-send: a reply leaves only from the confirm view, after it was shown and read back, on an explicit
 "send" (voice, matched by the rules — a guess of the LLM fallback is not a confirmation) or a tap on the confirm
@@ -16,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from device.commands import Command, ContactBook, understand
 from device.inbox import WEARER, Message, Thread
@@ -28,13 +30,14 @@ CHIPS = 3
 class Screen:
     """Everything the HUD draws (and `say`, what the speaker says), as plain JSON."""
 
-    view: str = "idle"  # idle | card | thread | confirm | sent
+    view: str = "idle"  # idle | card | thread | confirm | sent | answer
     card: dict | None = None  # {thread, sender, summary, ts}
     thread: dict | None = None  # {name, summary, messages: [{sender, text, ts}]}
     chips: list[str] = field(default_factory=list)
     chip: int = 0  # the highlighted chip
     dictation: str | None = None  # words heard so far (live while the wearer speaks)
     confirm: dict | None = None  # {thread, text}
+    answer: dict | None = None  # {question, text, abstained, cited: [{thread, sender, text, ts}]}
     toast: str | None = None  # a one-line notice: "Sent to Mum", "Alice Chen or Alice Park?"
     say: str | None = None  # what the speaker says for this change (None: nothing)
     busy: str | None = None  # "summarizing…", "drafting replies…"
@@ -48,7 +51,8 @@ class Screen:
 class GlassesSession:
     def __init__(self, assistant, gate: EgressGate, threads: dict[str, Thread] | None = None,
                  aliases: dict[str, str] | None = None, complete=None,
-                 on_message: Callable[[Message], None] | None = None, now: Callable[[], datetime] | None = None):
+                 on_message: Callable[[Message], None] | None = None, now: Callable[[], datetime] | None = None,
+                 asker: Callable[[str], Any] | None = None):
         self.assistant = assistant
         self.gate = gate
         self.threads: dict[str, Thread] = threads if threads is not None else {}
@@ -56,6 +60,7 @@ class GlassesSession:
         self.complete = complete  # the LLM fallback for free phrasing (None: rules only)
         self.on_message = on_message  # every message in or out (the CLI stores them, encrypted)
         self.now = now or (lambda: datetime.now().astimezone())
+        self.asker = asker  # question → device.ask.Asked over the wearer's indexed messages (None: not offered)
         self.muted: dict[str, datetime | None] = {}
         self.screen = Screen()
         self.sent: list[tuple[str, str]] = []
@@ -126,6 +131,10 @@ class GlassesSession:
                 return self._send(tapped=True)
             if view == "thread" and self.screen.chips:
                 return self.do(Command("choose_reply", {"index": self.screen.chip + 1}))
+            if view == "answer" and self.screen.answer and self.screen.answer["cited"]:
+                source = self.screen.answer["cited"][0]["thread"]  # tap: the chat the answer comes from
+                if source in self.threads:
+                    return self._open(source, with_chips=True)
             if view in ("card", "idle", "sent"):
                 name_ = self.screen.card["thread"] if view == "card" and self.screen.card else self._newest_unread()
                 if name_ is None:
@@ -242,6 +251,19 @@ class GlassesSession:
         card = {"thread": name, "sender": last.sender, "summary": note.text, "ts": last.ts.isoformat()}
         return self._show(view="card", card=card, thread=None, chips=[], confirm=None,
                           say=f"{last.sender}: {note.text}")
+
+    def _do_ask(self, cmd: Command) -> Screen:
+        question = cmd.slots.get("question") or cmd.utterance
+        if self.asker is None:
+            return self._show(toast="Asking your messages is not set up", say="I can't search your messages here.")
+        self._busy("looking in your messages…")
+        asked = self.asker(question)
+        cited = [{"thread": m.thread, "sender": m.sender, "text": m.text, "ts": m.ts.isoformat()}
+                 for m in asked.cited]
+        spoken = asked.answer.spoken or asked.answer.answer
+        return self._show(view="answer", card=None, thread=None, chips=[], confirm=None, dictation=None,
+                          answer={"question": question, "text": spoken, "abstained": asked.answer.abstained,
+                                  "cited": cited}, say=spoken)
 
     def _do_mute(self, cmd: Command) -> Screen:
         name = cmd.slots.get("thread") or self._current()

@@ -38,10 +38,14 @@ def plot_run(fl_json: Path, out: Path | None = None) -> Path:
                 ax.axhline(pts[0][1], color="grey", linestyle="--", label=label)
             elif pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+        values = [y for line in ax.get_lines() for y in line.get_ydata()]
+        if "perplexity" in title and values and min(values) > 0 and max(values) / min(values) > 20:
+            ax.set_yscale("log")  # DP noise can wreck the global adapter by orders of magnitude
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.ticklabel_format(axis="y", useOffset=False)
+        if ax.get_yscale() == "linear":
+            ax.ticklabel_format(axis="y", useOffset=False)
         if len(series) > 1:
             ax.legend(fontsize=8)
     cfg = doc.get("config", {})

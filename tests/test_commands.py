@@ -55,8 +55,22 @@ def test_durations():
 
 
 def test_unplaceable_utterance_is_none_without_the_llm(book):
-    cmd = understand("what's the weather like on mars", book)
+    cmd = understand("purple monkey dishwasher on mars", book)
     assert cmd.intent == "none" and cmd.source == "none"
+
+
+def test_questions_about_the_messages_are_asks_and_commands_stay_commands(book):
+    def intent(u: str) -> str | None:
+        cmd = parse(u, book)
+        return cmd.intent if cmd else None
+    for question in ("which bus did Tomasz say?", "when's the last train", "did the landlord say when the plumber "
+                     "comes", "what did Marco say about the deposit", "search my messages for the wifi password"):
+        assert intent(question) == "ask", question
+    assert parse("search my messages for the wifi password", book).slots == {"question": "the wifi password"}
+    # commands shaped like questions stay commands; a question that asks nothing in particular goes to the LLM
+    assert intent("what did Marco write") == "read" and intent("what did I miss in dinner friday") == "catch_up"
+    assert intent("what's next") == "next" and intent("the last one") == "choose_reply"
+    assert intent("how's the climbing plan looking") is None and intent("has priya written") is None
 
 
 def test_llm_fallback_on_the_real_model_returns_a_checked_call(engine, book):

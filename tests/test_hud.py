@@ -1,6 +1,7 @@
 """The HUD end to end in a real headless Chromium (Debian's), driven by Playwright, on the real model:
 a message arrives, its card shows a summary, Enter opens three reply chips, → picks the second, Enter asks to
-confirm, Enter sends — and the reply leaves through the egress gate into the outbox, audited."""
+confirm, Enter sends — and the reply leaves through the egress gate into the outbox, audited. Then a question
+about the messages is answered on the display from the wearer's own (indexed) messages, and nothing leaves."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from device.ask import InboxAsker
 from device.assistant import Assistant
+from device.embedder import Embedder, fetch_embedder
 from device.glasses_session import GlassesSession
 from device.inbox import group_threads, read_feed
+from device.message_index import MessageIndex
 from device.privacy import stored_texts
 from device.privacy.egress import AuditLog, EgressGate
 from device.privacy.transport import OutboxTransport
@@ -46,7 +50,11 @@ def hud_server(engine, tmp_path):
     store.add([m for t in threads.values() for m in t.messages])
     gate = EgressGate(lambda: stored_texts(store), AuditLog(tmp_path / "audit.jsonl"),
                       OutboxTransport(tmp_path / "outbox"))
-    session = GlassesSession(Assistant(engine), gate, threads, on_message=lambda m: store.add([m]))
+    fetch_embedder()
+    assistant = Assistant(engine)
+    index = MessageIndex(store, Embedder(threads=2))
+    session = GlassesSession(assistant, gate, threads, on_message=lambda m: store.add([m]),
+                             asker=InboxAsker(assistant, index))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
     worker = threading.Thread(target=server.run, daemon=True)
@@ -108,11 +116,24 @@ def test_message_card_chips_confirm_and_send_in_a_real_browser(hud_server):
             page.keyboard.press("Enter")  # confirm
             page.wait_for_function("document.getElementById('toast').textContent === 'Sent to Mum'")
             page.screenshot(path=str(ARTIFACTS / "4-sent.png"))
+
+            page.fill("#say", "which size are Tomasz's spare shoes?")  # a question about the messages
+            page.press("#say", "Enter")
+            page.wait_for_selector("#answer:not([hidden])")
+            answer = session.screen.answer
+            assert page.text_content("#answer-text") == answer["text"]
+            assert page.text_content("#spoken") == f"says: “{answer['text']}”", "the answer is spoken"
+            stored_texts_now = {m.text for _, m in MessageStore(tmp / "hud.db").messages()}
+            assert answer["abstained"] or answer["cited"], "an answer always shows where it comes from"
+            assert all(c["text"] in stored_texts_now for c in answer["cited"]), "citations are real messages"
+            assert len(page.locator("#answer-cited li").all()) == len(answer["cited"])
+            page.screenshot(path=str(ARTIFACTS / "5-answer.png"))
         finally:
             browser.close()
 
     sent = [json.loads(p.read_text()) for p in (tmp / "outbox").glob("*-phone-bridge-outgoing-reply.json")]
     assert sent == [{"thread": "Mum", "text": chosen}]
+    assert len(list((tmp / "outbox").iterdir())) == 1, "the question and its answer never left the glasses"
     audit = [e for e in AuditLog(tmp / "audit.jsonl").entries() if e["kind"] == "outgoing-reply"]
     assert [e["allowed"] for e in audit] == [True]
     assert session.threads["Mum"].messages[-1].text == chosen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,11 +114,17 @@ def test_an_answer_is_shown_only_when_its_citations_carry_it(indexed):
     assert "no answer" in check_answer(answer("I don't see that in your messages.", []), shown, cfg)
     assert "low confidence" in check_answer(answer("8pm", [booked], "low"), shown, cfg)
     assert "not valid JSON" in check_answer('{"answer": "8pm", "citations": [1', shown, cfg)
+    # the answer is carried, but by a message far less about the question than the best one: a neighbour's fact
+    distant = [replace(h, similarity=0.1 if i == booked else 0.6) for i, h in enumerate(shown, 1)]
+    assert "not about the question" in check_answer(answer("8pm", [booked]), distant, cfg)
+    near = [replace(h, similarity=0.5 if i == booked else 0.6) for i, h in enumerate(shown, 1)]
+    assert not isinstance(check_answer(answer("8pm", [booked]), near, cfg), str)
 
 
 def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_spec):
     from device.ask import ask
     from device.assistant import Assistant
+    from device.day_words import resolve_day_words
     from device.engines import load_engine
 
     _, index, _ = indexed
@@ -130,3 +137,36 @@ def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_
         assert set(result.citations) <= set(result.retrieved) <= set(index.messages)
         assert result.abstained == (result.citations == [])
         assert result.reason == "answered" if not result.abstained else result.answer.startswith("I don't see")
+        if not result.abstained:  # spoken with its day words dated against the message that said them
+            assert result.spoken == resolve_day_words(result.answer, index.messages[result.citations[0]].ts)
+
+
+def test_the_glasses_answer_a_spoken_question_from_the_messages(indexed, engine, tmp_path):
+    """The voice/HUD path: a question heard by the glasses session → the answer view, spoken, with its sources;
+    a tap opens the chat it came from; a question about nothing in the messages is declined, not guessed."""
+    from device.ask import InboxAsker
+    from device.assistant import Assistant
+    from device.glasses_session import GlassesSession
+    from device.inbox import group_threads
+    from device.privacy import stored_texts
+    from device.privacy.egress import AuditLog, EgressGate
+    from device.privacy.transport import OutboxTransport
+
+    store, index, _ = indexed
+    assistant = Assistant(engine)
+    gate = EgressGate(lambda: stored_texts(store), AuditLog(tmp_path / "audit.jsonl"),
+                      OutboxTransport(tmp_path / "outbox"))
+    session = GlassesSession(assistant, gate, group_threads(read_feed(SAMPLE)), asker=InboxAsker(assistant, index))
+    screen = session.hear("Which size are Tomasz's spare shoes?")
+    assert screen.view == "answer" and screen.answer["question"] == "which size are tomasz's spare shoes"
+    assert screen.say == screen.answer["text"]
+    texts = {m.text for m in index.messages.values()}
+    assert all(c["text"] in texts for c in screen.answer["cited"])
+    if not screen.answer["abstained"]:
+        assert screen.answer["cited"]
+        source = screen.answer["cited"][0]["thread"]
+        assert session.key("enter").thread["name"] == source  # tap: the chat the answer comes from
+    far = session.hear("what did the quantum chromodynamics lecture cover")
+    assert far.view == "answer" and far.answer["abstained"] and far.answer["cited"] == []
+    assert far.say == "I don't see that in your messages."
+    assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").iterdir())

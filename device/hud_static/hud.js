@@ -13,6 +13,7 @@ function render(s) {
   show("card", s.view === "card" && !!s.card);
   show("thread", (s.view === "thread" || s.view === "sent") && !!s.thread);
   show("confirm", s.view === "confirm" && !!s.confirm);
+  show("answer", s.view === "answer" && !!s.answer);
   show("idle", s.view === "idle");
   if (s.card) {
     $("card-sender").textContent = s.card.sender;
@@ -36,6 +37,16 @@ function render(s) {
     li.className = i === s.chip ? "chip selected" : "chip";
     return li;
   }));
+  if (s.answer) {
+    $("answer-question").textContent = `“${s.answer.question}”`;
+    $("answer-text").textContent = s.answer.text;
+    $("answer-text").className = s.answer.abstained ? "abstained" : "";
+    $("answer-cited").replaceChildren(...s.answer.cited.map((m) => {
+      const li = document.createElement("li");
+      li.textContent = `${m.sender} · ${m.thread}: ${m.text}`;
+      return li;
+    }));
+  }
   if (s.confirm) {
     $("confirm-thread").textContent = s.confirm.thread;
     $("confirm-text").textContent = s.confirm.text;
