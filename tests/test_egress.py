@@ -60,6 +60,40 @@ def test_policies_allow_numbers_and_refuse_text(gate_setup):
     assert all({"ts", "kind", "bytes", "destination", "allowed", "reason"} <= set(e) for e in entries)
 
 
+def test_an_update_leaves_as_raw_float32_and_is_checked_as_strictly(gate_setup):
+    import numpy as np
+
+    from device.privacy.egress import Arrays
+
+    _, gate, folder = gate_setup
+    lora = {"layers.0.q_proj.lora_A": np.arange(6, dtype=np.float32).reshape(2, 3) / 7,
+            "layers.0.q_proj.lora_B": np.ones((3, 2), dtype=np.float64)}
+    d = gate.send("fl-update", Arrays(lora, {"loss": 1.5, "num_examples": 1}), "fl-server")
+    assert d.allowed
+    sent = sorted((folder / "outbox").glob("*-fl-update.bin"))[-1].read_bytes()
+    header, arrays = Arrays.decode(sent)
+    assert header["metrics"] == {"loss": 1.5, "num_examples": 1}
+    assert all(np.array_equal(arrays[n], np.asarray(a, dtype=np.float32)) for n, a in lora.items())
+    # 12 values: 48 bytes of float32 plus a header, a fraction of the JSON form
+    json_size = gate.send("fl-update", {"arrays": lora, "metrics": {"loss": 1.5}}, "fl-server").size
+    assert d.size == len(sent) < json_size + 200 and len(sent) - 48 < 200
+    refusals = [
+        gate.send("fl-update", Arrays({"lora.A": np.array([np.nan])}, {}), "fl-server"),
+        gate.send("fl-update", Arrays({"wifi password is": np.zeros(1)}, {}), "fl-server"),
+        gate.send("fl-update", Arrays({"lora.A": np.zeros(1)}, {"note": 1.0}), "fl-server"),
+        gate.send("fl-update", Arrays({"lora.A": np.zeros(1)}, {}), "telemetry"),
+        gate.send("metrics", Arrays({"lora.A": np.zeros(1)}, {}), "telemetry"),
+    ]
+    assert not any(r.allowed for r in refusals)
+    good = Arrays({"lora.A": np.zeros(2)}, {}).encode()
+    for bad in (good[:-1], good + b"x", b"GMA1" + (999).to_bytes(4, "little") + good[8:], b"{}"):
+        try:
+            Arrays.decode(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"decoded a malformed payload {bad[:12]!r}")
+
+
 def test_secure_aggregation_traffic_is_integers_of_known_fields(gate_setup):
     _, gate, _ = gate_setup
     assert gate.send("fl-secagg", {"stage": "setup", "fields": {"pk1": [4, 200, 17], "pk2": [9]}}, "fl-server").allowed

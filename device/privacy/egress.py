@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from device.privacy.transport import Transport
 
 NGRAM = 4
@@ -205,6 +207,64 @@ DESTINATIONS = {"fl-update": {"fl-server"}, "fl-secagg": {"fl-server"}, "metrics
                 "crash-report": {"telemetry"}, "outgoing-reply": {"phone-bridge"}}
 
 
+# -- binary arrays ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Arrays:
+    """Named float32 arrays and numeric metrics, sent as a JSON header and the arrays' raw little-endian bytes: a
+    LoRA update costs 4 bytes a value instead of ~20 characters of JSON text. The gate decodes exactly what it
+    sends and checks it as strictly as the JSON form: parameter names, finite numbers, declared metrics."""
+
+    arrays: dict[str, Any]
+    metrics: dict[str, float]
+
+    MAGIC = b"GMA1"
+
+    def encode(self) -> bytes:
+        body = [np.ascontiguousarray(a, dtype="<f4") for a in self.arrays.values()]
+        header = json.dumps({"arrays": {n: list(a.shape) for n, a in zip(self.arrays, body, strict=True)},
+                             "metrics": self.metrics}, sort_keys=True, default=_refuse_unknown).encode("utf-8")
+        return self.MAGIC + len(header).to_bytes(4, "little") + header + b"".join(a.tobytes() for a in body)
+
+    @classmethod
+    def decode(cls, data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+        """(header, arrays) of an encoded payload; ValueError when it is not exactly one."""
+        if data[:4] != cls.MAGIC or len(data) < 8:
+            raise ValueError("not an arrays payload")
+        n = int.from_bytes(data[4:8], "little")
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+        if not isinstance(header, dict) or set(header) != {"arrays", "metrics"} or \
+                not isinstance(header["arrays"], dict):
+            raise ValueError("arrays header must be exactly {'arrays', 'metrics'}")
+        out, at = {}, 8 + n
+        for name, shape in header["arrays"].items():
+            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise ValueError(f"array {str(name)[:30]!r} has no valid shape")
+            size = 4 * math.prod(shape)
+            if at + size > len(data):
+                raise ValueError(f"array {str(name)[:30]!r} is cut short")
+            out[name] = np.frombuffer(data, dtype="<f4", count=size // 4, offset=at).reshape(shape)
+            at += size
+        if at != len(data):
+            raise ValueError(f"{len(data) - at} bytes follow the declared arrays")
+        return header, out
+
+
+def policy_fl_update_arrays(data: bytes) -> dict:
+    """The binary form of fl-update: parameter names, finite float32 values, declared metrics; returns the header
+    (its strings go through the stored-text check like any payload's)."""
+    try:
+        header, arrays = Arrays.decode(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PolicyViolation(f"fl-update arrays payload is malformed: {exc}") from None
+    for name, arr in arrays.items():
+        if not re.fullmatch(r"[\w.\-]{1,128}", name):
+            raise PolicyViolation(f"fl-update array name {name[:20]!r} is not a parameter name")
+        if not np.isfinite(arr).all():
+            raise PolicyViolation(f"fl-update array {name!r} holds non-finite values")
+    policy_metrics(header["metrics"])
+    return header
+
+
 # -- the audit log ------------------------------------------------------------------------------------------
 class AuditLog:
     """Append-only JSON lines: when, kind, size, destination, decision, reason, payload digest (never content)."""
@@ -239,12 +299,19 @@ class EgressGate:
         self._confirmed.add((thread, hashlib.sha256(text.encode()).hexdigest()))
 
     def send(self, kind: str, payload: Any, destination: str) -> Decision:
-        data = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=_refuse_unknown).encode("utf-8") \
-            if _serialisable(payload) else b""
+        binary = isinstance(payload, Arrays)
+        if binary:
+            data = payload.encode()
+        else:
+            data = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=_refuse_unknown).encode("utf-8") \
+                if _serialisable(payload) else b""
         digest = hashlib.sha256(data).hexdigest()
         try:
-            # checks run on exactly what would be sent (numpy arrays already turned into numbers)
-            self._check(kind, json.loads(data) if data else None, destination, data)
+            # checks run on exactly what would be sent (numpy arrays already turned into numbers or bytes)
+            if binary:
+                self._check_arrays(kind, destination, data)
+            else:
+                self._check(kind, json.loads(data) if data else None, destination, data)
         except PolicyViolation as exc:
             decision = Decision(kind, destination, len(data), False, str(exc), digest)
             self.audit.append(decision)
@@ -253,6 +320,18 @@ class EgressGate:
         self.transport.deliver(destination, kind, data)
         self.audit.append(decision)
         return decision
+
+    def _check_arrays(self, kind: str, destination: str, data: bytes) -> None:
+        if kind != "fl-update":
+            raise PolicyViolation(f"only fl-update may be sent as binary arrays, not {kind!r}")
+        if destination not in DESTINATIONS[kind]:
+            raise PolicyViolation(f"{kind} may only go to {sorted(DESTINATIONS[kind])}, not {destination!r}")
+        header = policy_fl_update_arrays(data)
+        index = StoreIndex(self._index_source())
+        for text in _strings(header):
+            leak = index.leaks(text)
+            if leak:
+                raise PolicyViolation(leak)
 
     def _check(self, kind: str, payload: Any, destination: str, data: bytes) -> None:
         if kind not in POLICIES:

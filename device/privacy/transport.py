@@ -24,7 +24,8 @@ class OutboxTransport:
 
     def deliver(self, destination: str, kind: str, data: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{time.time_ns()}-{next(self._seq)}-{destination}-{kind}.json"
+        suffix = ".bin" if data[:4] == b"GMA1" else ".json"  # binary arrays (egress.Arrays) or JSON
+        name = f"{time.time_ns()}-{next(self._seq)}-{destination}-{kind}{suffix}"
         tmp = self.folder / (name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, self.folder / name)
