@@ -17,6 +17,8 @@ wearer hears "I don't see that in your messages":
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -24,12 +26,21 @@ from datetime import datetime
 from device import prompts
 from device.assistant import Assistant
 from device.day_words import resolve_day_words
-from device.engines.base import GenerationParams
+from device.engines.base import ChatMessage, GenerationParams
 from device.faithfulness import unsupported
 from device.inbox import Message
 from device.message_index import Hit, MessageIndex, tokens
+from device.prompts import fence, neutralise, speaker
 
 ANSWER_TOKENS = 120
+_NAME = re.compile(r"[^\W\d][\w'’.-]*")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# words every question has: they say what kind of answer is wanted, not what it is about
+QUESTION_WORDS = {"what", "what's", "whats", "when", "where", "which", "who", "whose", "why", "how", "time", "day",
+                  "much", "many", "say", "said", "tell", "told", "can", "can't", "should", "would", "could", "need",
+                  "get", "go", "going", "there", "any", "some", "about", "now", "new", "one"}
+CALENDAR = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
+            "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"}
 
 
 @dataclass
@@ -59,6 +70,7 @@ class AskConfig:
     min_similarity: float = 0.25
     min_confidence: float = 0.5  # "medium" or "high"
     max_relevance_gap: float = 0.2  # cosine; chosen on the project question set (see README)
+    verify: bool = False  # a second look by the model: does the cited message itself state the answer?
 
 
 def _abstain(question: str, reason: str, hits: list[Hit], t0: float, t_ret: float) -> Answer:
@@ -83,10 +95,66 @@ def _carried(answer: str, hits: list[Hit]) -> bool:
     return not unsupported(answer, source) and set(tokens(answer)) <= set(tokens(source))
 
 
-def check_answer(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[Hit], float] | str:
+def question_names(question: str) -> list[str]:
+    """The names a question is about: capitalised words after its first ("Hugo", "Boulderwelt", "PIN", "ekCo"),
+    not day or month names."""
+    out = []
+    for word in _NAME.findall(question)[1:]:
+        word = re.sub(r"['’]s$", "", word)
+        if word != "I" and any(c.isupper() for c in word) and word.lower() not in CALENDAR:
+            out.append(word)
+    return out
+
+
+def _context(hits: list[Hit]) -> str:
+    """The messages, their chats and senders, and what each one replies to."""
+    return " ".join(f"{h.message.thread} {h.message.sender} {h.message.text}" +
+                    (f" {h.before.sender} {h.before.text}" if h.before else "") for h in hits)
+
+
+def _content(text: str) -> list[str]:
+    """Content words, cut to a 5-letter stem ("fixing" ~ "fix", "bouldering" ~ "boulderwelt" do not matter)."""
+    return [re.sub(r"['’]s$", "", t)[:5] for t in tokens(text) if t not in QUESTION_WORDS]
+
+
+def _weekdays_asked(question: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]+", question.lower()) if w in WEEKDAYS}
+
+
+def _weekdays_meant(hits: list[Hit]) -> set[str]:
+    """The weekdays the messages talk about, "tomorrow" and "tonight" resolved against when each was sent."""
+    out = set()
+    for h in hits:
+        for m in (h.message, h.before):
+            if m is None:
+                continue
+            for w in re.findall(r"[a-z]+", m.text.lower()):
+                if w in WEEKDAYS:
+                    out.add(w)
+                elif w in ("today", "tonight", "tomorrow"):
+                    out.add(WEEKDAYS[(m.ts.weekday() + (w == "tomorrow")) % 7])
+    return out
+
+
+def _mentions(name: str, hits: list[Hit]) -> bool:
+    context = _context(hits).lower()
+    return re.search(rf"(?<!\w){re.escape(name.lower())}(?:'s|s|es)?(?!\w)", context) is not None
+
+
+def check_answer(raw: str, shown: list[Hit], config: AskConfig,
+                 question: str = "") -> tuple[str, list[Hit], float] | str:
     verdict = _carrying(raw, shown, config)
     if isinstance(verdict, str):
         return verdict
+    unnamed = [n for n in question_names(question) if not _mentions(n, verdict[1])]
+    if unnamed:  # "What is Hugo's phone number?" answered from a message that is not about Hugo
+        return f"the message that carries the answer does not mention {unnamed[0]!r}"
+    if question and not set(_content(question)) & set(_content(_context(verdict[1]))):
+        # "What time does the cinema start tonight?" answered "1pm" from Mum's lunch: nothing in common
+        return "the message that carries the answer shares no word with the question"
+    asked, said = _weekdays_asked(question), _weekdays_meant(verdict[1])
+    if asked and said and not asked & said:  # asked about Saturday, the message is about Sunday
+        return f"the message is about {', '.join(sorted(said)).title()}, not {', '.join(sorted(asked)).title()}"
     best = max(h.similarity for h in shown)
     carried_by = max(h.similarity for h in verdict[1])
     if carried_by < best - config.max_relevance_gap:
@@ -129,6 +197,27 @@ def _carrying(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[
     return "no shown message carries the answer"
 
 
+def supported(assistant: Assistant, question: str, answer: str, hits: list[Hit]) -> float:
+    """P(yes) that the cited messages themselves state `answer` as the answer to `question`: the model reads only
+    those messages, and its yes/no is scored, not sampled."""
+    engine = assistant.engine
+    lines = []
+    for h in hits:
+        if h.before is not None:
+            lines.append(f"(earlier, {speaker(h.before)}: {neutralise(h.before.text)})")
+        lines.append(f"{speaker(h.message)} in {neutralise(h.message.thread)}: {neutralise(h.message.text)}")
+    prompt = engine.format_chat([
+        ChatMessage("system", prompts.VERIFY_SYSTEM),
+        ChatMessage("user", f"{fence(lines)}\nQuestion: {neutralise(question)}\nProposed answer: "
+                            f"{neutralise(answer)}\nDo the messages say exactly this? Answer yes or no.")])
+    words = ["yes", "Yes", "no", "No"]
+    lps = engine.continuation_logprobs(engine.tokenize_prompt(prompt), [engine.tokenize(w) for w in words])
+    first = [lp[0] for lp in lps]  # each word is one token in the catalog's tokenizers; its first token decides
+    top = max(first)
+    yes, no = (sum(math.exp(x - top) for x in first[i:i + 2]) for i in (0, 2))
+    return yes / (yes + no)
+
+
 def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime | None = None,
         config: AskConfig | None = None) -> Answer:
     config = config or AskConfig()
@@ -146,12 +235,17 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     gen = assistant.complete("ask", prompts.ask_messages(question, numbered, today),
                              GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0,
                                               json_schema=prompts.ASK_SCHEMA))
-    verdict = check_answer(gen.text, shown, config)
+    verdict = check_answer(gen.text, shown, config, question)
     cost = {"prompt_tokens": gen.prompt_tokens - gen.cached_prompt_tokens,
             "completion_tokens": gen.completion_tokens, "ttft_s": gen.ttft_s}
     if isinstance(verdict, str):
         return replace(_abstain(question, verdict, hits, t0, t_ret), **cost)
     text, cited_hits, confidence = verdict
+    if config.verify:
+        p_yes = supported(assistant, question, text, cited_hits)
+        if p_yes < 0.5:
+            return replace(_abstain(question, f"on a second look the message does not state it (p={p_yes:.2f})",
+                                    hits, t0, t_ret), **cost)
     # "Friday" means the Friday after the message that said it
     spoken = resolve_day_words(text, cited_hits[0].message.ts)
     return Answer(question, text, False, [h.id for h in cited_hits], confidence, "answered", [h.id for h in hits],

@@ -137,6 +137,7 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
                              "recall": len(gold & set(result.retrieved[:5])) / len(gold) if gold else None,
                              "ap": average_precision(result.retrieved, gold, 5) if gold else None,
                              "cited_ok": [rid in gold for rid in result.citations], "s": result.total_s,
+                             "citations": result.citations, "retrieved": result.retrieved,
                              "ttft_s": result.ttft_s, "prompt_tokens": result.prompt_tokens,
                              "completion_tokens": result.completion_tokens})
                 done += 1

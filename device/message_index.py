@@ -95,6 +95,7 @@ class Hit:
     similarity: float  # cosine similarity of the message to the question
     keyword_rank: int | None
     vector_rank: int | None
+    before: Message | None = None  # the message it follows in its thread (what a reply like "the 47" answers)
 
 
 class MessageIndex:
@@ -108,6 +109,7 @@ class MessageIndex:
         self.embedder = embedder
         self.messages: dict[int, Message] = {}
         self.vectors: dict[int, np.ndarray] = {}
+        self.before: dict[int, Message] = {}
         self.dense = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
         self.keywords = BM25()
 
@@ -125,6 +127,7 @@ class MessageIndex:
             for rid in gone:
                 self.keywords.remove(rid)
                 del self.messages[rid], self.vectors[rid]
+                self.before.pop(rid, None)
         fresh_ids = ids - self.messages.keys()
         if not fresh_ids:
             return {"added": 0, "embedded": 0, "removed": len(gone), "size": len(self)}
@@ -144,6 +147,8 @@ class MessageIndex:
             self.messages[rid] = stored[rid]
             self.vectors[rid] = saved[rid]
             self.keywords.add(rid, texts[rid])
+            if rid in previous:
+                self.before[rid] = previous[rid]
         return {"added": len(new), "embedded": len(missing), "removed": len(gone), "size": len(self)}
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
@@ -161,8 +166,8 @@ class MessageIndex:
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         vpos = {rid: i for i, rid in enumerate(vector_ranked, 1)}
         kpos = {rid: i for i, rid in enumerate(keyword_ranked, 1)}
-        return [Hit(rid, self.messages[rid], score, float(self.vectors[rid] @ q), kpos.get(rid), vpos.get(rid))
-                for rid, score in best]
+        return [Hit(rid, self.messages[rid], score, float(self.vectors[rid] @ q), kpos.get(rid), vpos.get(rid),
+                    self.before.get(rid)) for rid, score in best]
 
 
 def _previous_in_thread(stored: dict[int, Message], only: dict[int, Message] | None = None) -> dict[int, Message]:
