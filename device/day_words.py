@@ -26,8 +26,8 @@ def day_offset(word: str, modifier: str | None, said_at: datetime) -> int:
     ahead = (WEEKDAYS.index(word) - said_at.weekday()) % 7
     if modifier == "last":
         return ahead - 7 if ahead else -7
-    if modifier == "next" and ahead == 0:
-        return 7
+    if ahead == 0 and modifier != "this":
+        return 7  # "Friday" written on a Friday is next week's: today would be "today" or "tonight"
     return ahead
 
 

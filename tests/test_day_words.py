@@ -14,7 +14,8 @@ def test_a_weekday_is_the_next_one_after_the_message():
     assert SAT.strftime("%A") == "Saturday"
     assert resolve_day_words("Friday at 8pm", SAT) == "Friday 27 November at 8pm"
     assert resolve_day_words("on Monday", THU) == "on Monday 30 November"
-    assert resolve_day_words("Saturday", SAT) == "Saturday 21 November"  # said on the day: that day
+    assert resolve_day_words("Saturday", SAT) == "Saturday 28 November"  # said on the day: next week's
+    assert resolve_day_words("this Saturday", SAT) == "this Saturday 21 November"
 
 
 def test_relative_words_and_modifiers():

@@ -119,10 +119,25 @@ def test_an_answer_is_shown_only_when_its_citations_carry_it(indexed):
     assert "not about the question" in check_answer(answer("8pm", [booked]), distant, cfg)
     near = [replace(h, similarity=0.5 if i == booked else 0.6) for i, h in enumerate(shown, 1)]
     assert not isinstance(check_answer(answer("8pm", [booked]), near, cfg), str)
+    # the question's names, words and weekdays must be in the message that carries the answer (or its context)
+    eight = answer("8pm", [booked])
+    assert not isinstance(check_answer(eight, shown, cfg, "What time is dinner on Friday?"), str)
+    assert "does not mention 'Hugo'" in check_answer(eight, shown, cfg, "What time is Hugo's party?")
+    assert "shares no word" in check_answer(eight, shown, cfg, "What time does the cinema start tonight?")
+    assert "about Friday, not Saturday" in check_answer(eight, shown, cfg, "What time is dinner on Saturday?")
+
+
+def test_question_names():
+    from device.ask import question_names
+
+    assert question_names("What is Hugo's phone number?") == ["Hugo"]
+    assert question_names("Which channel should ekCo ask about the Qt problem?") == ["ekCo", "Qt"]
+    assert question_names("What time is lunch on Sunday in December?") == []
+    assert question_names("Is my bank PIN in there?") == ["PIN"]
 
 
 def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_spec):
-    from device.ask import ask
+    from device.ask import ask, supported
     from device.assistant import Assistant
     from device.day_words import resolve_day_words
     from device.engines import load_engine
@@ -137,6 +152,10 @@ def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_
         assert set(result.citations) <= set(result.retrieved) <= set(index.messages)
         assert result.abstained == (result.citations == [])
         assert result.reason == "answered" if not result.abstained else result.answer.startswith("I don't see")
+        if not result.abstained:
+            p_yes = supported(assistant, question, result.answer, [h for h in index.search(question, 5)
+                                                                    if h.id in result.citations])
+            assert 0.0 < p_yes < 1.0
         if not result.abstained:  # spoken with its day words dated against the message that said them
             assert result.spoken == resolve_day_words(result.answer, index.messages[result.citations[0]].ts)
 
