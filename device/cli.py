@@ -343,7 +343,6 @@ def hud(
     with --voice, the microphone and speaker too)."""
     import uvicorn
 
-    from device.ask import InboxAsker
     from device.commands import ContactBook, llm_completer
     from device.glasses_session import GlassesSession
     from device.hud import create_app
@@ -357,10 +356,10 @@ def hud(
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         store = MessageStore(db, shared=True)
-        index, _ = _open_index(store, threads)
+        asker = _hud_asker(assistant, store, threads)
         session = GlassesSession(assistant, open_gate(store), aliases=nicknames,
                                  complete=llm_completer(assistant) if llm_commands else None,
-                                 on_message=lambda m: store.add([m]), asker=InboxAsker(assistant, index))
+                                 on_message=lambda m: store.add([m]), asker=asker)
         if replay_feed:
             start_replay(session, messages, realtime=True, speed=speed)
         if voice:
@@ -369,6 +368,21 @@ def hud(
                       f"[cyan]{assistant.engine.name}[/]. Sent replies land in {state_dir() / 'outbox'}.",
                       highlight=False)
         uvicorn.run(create_app(session), host=host, port=port, log_level="warning")
+
+
+def _hud_asker(assistant, store: MessageStore, threads: int | None):
+    """Questions about the messages on the glasses, when the `ask` extra (embedder + index) is installed."""
+    from device.ask import InboxAsker
+    from device.catalog import CatalogError
+    from device.embedder import EmbedderError
+
+    try:
+        index, _ = _open_index(store, threads)
+    except (ImportError, EmbedderError, CatalogError, OSError) as exc:
+        err.print(f"[yellow]questions about your messages are off:[/] {exc} (pip install 'glassmate[ask]')",
+                  highlight=False)
+        return None
+    return InboxAsker(assistant, index)
 
 
 def _start_voice(session, wake_phrase: str | None, input_device: str | None, output_device: str | None,

@@ -255,7 +255,8 @@ class GlassesSession:
     def _do_ask(self, cmd: Command) -> Screen:
         question = cmd.slots.get("question") or cmd.utterance
         if self.asker is None:
-            return self._show(toast="Asking your messages is not set up", say="I can't search your messages here.")
+            return self._show(toast="Questions about your messages need the ask extra",
+                              say="I can't search your messages here.")
         self._busy("looking in your messages…")
         asked = self.asker(question)
         cited = [{"thread": m.thread, "sender": m.sender, "text": m.text, "ts": m.ts.isoformat()}
