@@ -7,11 +7,13 @@ wearer hears "I don't see that in your messages":
 - every name, number, time, date and place in the answer is in the messages it cites (the faithfulness check the
   summaries use), and each cited message shares a word with the answer — so a cited message really carries it
   (when the model cites the wrong number, the shown message that does carry the answer is cited instead),
-- the message that carries the answer is about the question: its similarity to the question is within
-  `max_relevance_gap` of the best retrieved message's. A small model asked for something the messages do not say
-  ("what is the dentist's address?") answers with a fact from a neighbouring message (the book club's street);
-  that message is retrieved only as a distant match, far below the messages that are about the dentist,
-- the model's own confidence (high / medium / low) is at least medium.
+- the message that carries the answer is about the question. A small model asked for something the messages do
+  not say ("what is the dentist's address?") answers with a fact from a neighbouring message (the book club's
+  street). So every name in the question must be in that message, its chat, sender or the message it replies
+  to; it must share a content word with the question; a weekday asked about must be the one it talks about; and
+  its similarity to the question must be within `max_relevance_gap` of the best retrieved message's,
+- the model's own confidence (high / medium / low) is at least medium,
+- with `verify`, a second look: the model reads only the cited messages, and P(yes, they state this answer) ≥ 0.5.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import datetime
 
 from device import prompts
 from device.assistant import Assistant
-from device.day_words import resolve_day_words
+from device.day_words import WEEKDAYS, resolve_day_words
 from device.engines.base import ChatMessage, GenerationParams
 from device.faithfulness import unsupported
 from device.inbox import Message
@@ -34,13 +36,12 @@ from device.prompts import fence, neutralise, speaker
 
 ANSWER_TOKENS = 120
 _NAME = re.compile(r"[^\W\d][\w'’.-]*")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # words every question has: they say what kind of answer is wanted, not what it is about
 QUESTION_WORDS = {"what", "what's", "whats", "when", "where", "which", "who", "whose", "why", "how", "time", "day",
                   "much", "many", "say", "said", "tell", "told", "can", "can't", "should", "would", "could", "need",
                   "get", "go", "going", "there", "any", "some", "about", "now", "new", "one"}
-CALENDAR = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
-            "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"}
+CALENDAR = {*WEEKDAYS, "january", "february", "march", "april", "may", "june", "july", "august", "september",
+            "october", "november", "december"}
 
 
 @dataclass
@@ -113,7 +114,7 @@ def _context(hits: list[Hit]) -> str:
 
 
 def _content(text: str) -> list[str]:
-    """Content words, cut to a 5-letter stem ("fixing" ~ "fix", "bouldering" ~ "boulderwelt" do not matter)."""
+    """Content words cut to 5 letters, so that "replaced" meets "replacement" and "slides" meets "slide"."""
     return [re.sub(r"['’]s$", "", t)[:5] for t in tokens(text) if t not in QUESTION_WORDS]
 
 
