@@ -20,7 +20,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from flwr.clientapp import ClientApp
 
 from device.paths import state_dir
-from device.privacy.egress import AuditLog, EgressGate
+from device.privacy.egress import Arrays, AuditLog, EgressGate
 from device.privacy.transport import MemoryTransport
 from federated import task
 from federated.lora import adapter_arrays, load_adapter_state
@@ -112,13 +112,12 @@ def gate_for(client: Client) -> tuple[EgressGate, MemoryTransport]:
 def send_through_gate(client: Client, names: list[str], arrays: list, metrics: dict) -> tuple[list, int]:
     """The update as the gate let it out (decoded from the delivered bytes) and its size in bytes."""
     gate, transport = gate_for(client)
-    payload = {"arrays": dict(zip(names, arrays, strict=True)), "metrics": metrics}
-    decision = gate.send("fl-update", payload, "fl-server")
+    decision = gate.send("fl-update", Arrays(dict(zip(names, arrays, strict=True)), metrics), "fl-server")
     if not decision.allowed:
         raise PermissionError(f"the egress gate refused the update: {decision.reason}")
     _, _, data = transport.delivered[-1]
-    sent = json.loads(data)["arrays"]
-    return [np.asarray(sent[n], dtype=np.float32) for n in names], len(data)
+    _, sent = Arrays.decode(data)
+    return [np.array(sent[n], dtype=np.float32) for n in names], len(data)
 
 
 def clip_update(new: list, old: list, norm: float) -> float:
