@@ -627,13 +627,11 @@ def _open_index(store: MessageStore, threads: int | None):
     return index, report
 
 
-def _ask_config(k: int, show: int | None, verify: bool | None = None):
+def _ask_config(k: int, show: int | None):
     from device.ask import AskConfig
 
     config = AskConfig(k=k)
     config.show = min(k, show if show is not None else config.show)
-    if verify is not None:
-        config.verify = verify
     return config
 
 
@@ -682,8 +680,6 @@ def eval_ask_cmd(
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     k: Annotated[int, typer.Option(help="messages retrieved per question")] = 5,
     show: Annotated[int | None, typer.Option(help="of them, how many the model reads (default: AskConfig)")] = None,
-    verify: Annotated[bool | None, typer.Option(help="a second, scored look: do the cited messages state the "
-                                                     "answer? (default: AskConfig)")] = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON (with per-question rows) here too")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -694,17 +690,18 @@ def eval_ask_cmd(
 
     with clear_errors():
         questions = read_questions(data)
+        config = _ask_config(k, show)
         fetch_embedder()
         assistant = _open_assistant(model, threads, n_ctx, adapters=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             bar = progress.add_task(f"asking {assistant.engine.name}", total=len(questions))
-            result = eval_ask(assistant, Embedder(threads=threads), questions, _ask_config(k, show, verify),
+            result = eval_ask(assistant, Embedder(threads=threads), questions, config,
                               progress=lambda done, total: progress.update(bar, completed=done))
     summary = to_json(result, with_samples=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(to_json(result) | {"data": str(data), "machine": machine_info(),
+        out.write_text(json.dumps(to_json(result) | {"data": str(data), "show": config.show, "machine": machine_info(),
                                                      "command": " ".join(["glassmate", *sys.argv[1:]])},
                                   indent=2, ensure_ascii=False) + "\n")
     if as_json:

@@ -163,9 +163,6 @@ ASK_SCHEMA: dict = {
     "required": ["answer", "citations", "confidence"],
 }
 CONFIDENCE = {"high": 0.9, "medium": 0.6, "low": 0.3}
-VERIFY_SYSTEM = ("You check an answer to a question about chat messages. Say yes only if the messages state the "
-                 "answer to exactly what is asked; say no if they are about something else, or do not say it. "
-                 + GUARD)
 
 
 def ask_line(number: int, m: Message) -> str:

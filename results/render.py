@@ -187,27 +187,30 @@ def replies_table() -> str:
 
 
 def ask_table() -> str:
-    rows = [json.loads(p.read_text()) for p in sorted((HERE / "ask").glob("eval-*.json"))]
+    rows = [json.loads(p.read_text()) for p in sorted((HERE / "ask").glob("*.json")) if not p.name.startswith("bench")]
     benches = [json.loads(p.read_text()) for p in sorted((HERE / "ask").glob("bench-*.json"))]
     if not rows and not benches:
         return "(no reference run yet)"
     out = []
     if rows:
-        out += ["| model | n (unanswerable) | recall@5 | MAP@5 | answer EM | answer F1 | citation precision | "
-                "abstain precision | abstain recall | p50 (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+        out += ["| set | model | messages read | n (unanswerable) | recall@5 | MAP@5 | answer EM | answer F1 | "
+                "citation precision | abstain precision | abstain recall | reading (TTFT) p50 (s) | p50 (s) |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            out.append(f"| {r['model']} | {r['n']} ({r['n_unanswerable']}) | {r['recall_at_5']:.2f} | "
-                       f"{r['map_at_5']:.2f} | {r['answer_em']:.2f} | {r['answer_f1']:.2f} | "
-                       f"{r['citation_precision']:.2f} | {r['abstain_precision']:.2f} | {r['abstain_recall']:.2f} | "
-                       f"{r['p50_s']:.2f} |")
-        out += ["", f"Command per row: `{rows[0]['command']}` (model varied); per-question rows in "
-                    f"`results/ask/eval-*.json`.", ""]
+            out.append(f"| `{Path(r['data']).name}` | {r['model']} | {r.get('show', 5)} | {r['n']} "
+                       f"({r['n_unanswerable']}) | {r['recall_at_5']:.2f} | {r['map_at_5']:.2f} | "
+                       f"{r['answer_em']:.2f} | {r['answer_f1']:.2f} | {r['citation_precision']:.2f} | "
+                       f"{r['abstain_precision']:.2f} | {r['abstain_recall']:.2f} | "
+                       f"{r.get('ttft_p50_s') or float('nan'):.2f} | {r['p50_s']:.2f} |")
+        out += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in rows) +
+                ". Per-question rows in `results/ask/*.json`.", ""]
     for b in benches:
+        ttft = f" (the model reading the messages: {b['ttft_p50_s']:.2f} s)" if b.get("ttft_p50_s") else ""
         out += [f"With {b['messages']} messages in the store ({b['model']}, {b['threads']} threads): indexing "
                 f"{b['embed_per_s']:.0f} messages/s, one new message indexed in {b['index_one_message_ms']:.0f} ms; "
                 f"sealed vectors {b['sealed_vectors_mb_per_10k']:.1f} MB and faiss {b['faiss_ram_mb_per_10k']:.1f} MB "
                 f"of RAM per 10k messages; retrieval p50 {b['retrieval_p50_ms']:.0f} ms; ask end to end p50 "
-                f"{b['ask_p50_s']:.2f} s, p90 {b['ask_p90_s']:.2f} s, max {b['ask_max_s']:.2f} s over "
+                f"{b['ask_p50_s']:.2f} s{ttft}, p90 {b['ask_p90_s']:.2f} s, max {b['ask_max_s']:.2f} s over "
                 f"{b['questions']} questions. `{b['command']}`", ""]
     return "\n".join(out).rstrip()
 

@@ -137,7 +137,7 @@ def test_question_names():
 
 
 def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_spec):
-    from device.ask import ask, supported
+    from device.ask import ask
     from device.assistant import Assistant
     from device.day_words import resolve_day_words
     from device.engines import load_engine
@@ -152,10 +152,6 @@ def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_
         assert set(result.citations) <= set(result.retrieved) <= set(index.messages)
         assert result.abstained == (result.citations == [])
         assert result.reason == "answered" if not result.abstained else result.answer.startswith("I don't see")
-        if not result.abstained:
-            p_yes = supported(assistant, question, result.answer, [h for h in index.search(question, 5)
-                                                                    if h.id in result.citations])
-            assert 0.0 < p_yes < 1.0
         if not result.abstained:  # spoken with its day words dated against the message that said them
             assert result.spoken == resolve_day_words(result.answer, index.messages[result.citations[0]].ts)
 
