@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from device.commands import Command, ContactBook, understand
+from device.engines.base import EngineError
 from device.inbox import WEARER, Message, Thread
 from device.privacy.egress import EgressGate
 
@@ -258,7 +259,11 @@ class GlassesSession:
             return self._show(toast="Questions about your messages need the ask extra",
                               say="I can't search your messages here.")
         self._busy("looking in your messages…")
-        asked = self.asker(question)
+        try:
+            asked = self.asker(question)
+        except (EngineError, ValueError, OSError) as exc:  # the display must not stay on "looking…"
+            return self._show(toast=f"Couldn't search your messages: {exc}", say="Sorry, I couldn't search your "
+                              "messages.")
         cited = [{"thread": m.thread, "sender": m.sender, "text": m.text, "ts": m.ts.isoformat()}
                  for m in asked.cited]
         spoken = asked.answer.spoken or asked.answer.answer

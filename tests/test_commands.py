@@ -73,6 +73,19 @@ def test_questions_about_the_messages_are_asks_and_commands_stay_commands(book):
     assert intent("how's the climbing plan looking") is None and intent("has priya written") is None
 
 
+def test_a_failing_search_is_reported_not_left_on_the_busy_screen():
+    from device.engines.base import EngineError
+
+    def broken(question: str):
+        raise EngineError("prompt of 5000 tokens exceeds the context of 4096")
+    threads = group_threads(read_feed(ROOT / "device" / "data" / "sample_inbox.jsonl"))
+    session = GlassesSession(None, None, threads, asker=broken)
+    screen = session.hear("which bus did Tomasz say")
+    assert screen.busy is None and screen.view == "idle"
+    assert screen.toast.startswith("Couldn't search your messages: prompt of 5000 tokens")
+    assert GlassesSession(None, None, threads).hear("which bus did Tomasz say").toast.startswith("Questions about")
+
+
 def test_llm_fallback_on_the_real_model_returns_a_checked_call(engine, book):
     complete = llm_completer(Assistant(engine))
     for said in ("drop lena a line saying good luck", "fill me in on the flat", "alright fire it off"):
