@@ -20,6 +20,7 @@ qwen2.5-0.5b its P(yes) did not separate right answers from wrong ones (README).
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -28,13 +29,15 @@ from datetime import datetime
 from device import prompts
 from device.assistant import Assistant
 from device.day_words import WEEKDAYS, resolve_day_words
-from device.engines.base import GenerationParams
+from device.engines.base import Engine, GenerationParams
 from device.faithfulness import unsupported
 from device.inbox import Message
 from device.message_index import Hit, MessageIndex, tokens
 
 ANSWER_TOKENS = 120
 _NAME = re.compile(r"[^\W\d][\w'’.-]*")
+_DATE = re.compile(r"\b(\d{1,2}(st|nd|rd|th)|\d{1,2}[./]\d{1,2}|jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|"
+                   r"july?|aug(ust)?|sep(t|tember)?|oct(ober)?|nov(ember)?|dec(ember)?)\b", re.I)
 # words every question has: they say what kind of answer is wanted, not what it is about
 QUESTION_WORDS = {"what", "what's", "whats", "when", "where", "which", "who", "whose", "why", "how", "time", "day",
                   "much", "many", "say", "said", "tell", "told", "can", "can't", "should", "would", "could", "need",
@@ -58,6 +61,7 @@ class Answer:
     completion_tokens: int = 0
     ttft_s: float = 0.0  # the model's time to first token: reading the shown messages
     spoken: str = ""  # what the wearer hears: the answer with its day words dated ("Friday 27 November")
+    p_abstain: float = 0.0  # the model's probability of starting its answer with "I don't see that…"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -68,7 +72,7 @@ class AskConfig:
     k: int = 5  # messages retrieved
     show: int = 5  # of them, the best this many go to the model (each costs prompt time)
     min_similarity: float = 0.25
-    min_confidence: float = 0.5  # "medium" or "high"
+    min_confidence: float = 0.5  # the model's probability of the message it cites
     max_relevance_gap: float = 0.2  # cosine; chosen on the project question set (see README)
 
 
@@ -121,18 +125,68 @@ def _weekdays_asked(question: str) -> set[str]:
 
 
 def _weekdays_meant(hits: list[Hit]) -> set[str]:
-    """The weekdays the messages talk about, "tomorrow" and "tonight" resolved against when each was sent."""
+    """The weekdays the messages (and their chats' names) talk about, "tomorrow" and "tonight" resolved against
+    when each was sent. A message that names no day and no date speaks of the day it was sent ("Open until
+    20:00" sent on a Saturday is Saturday's hours)."""
     out = set()
     for h in hits:
+        said = set()
         for m in (h.message, h.before):
             if m is None:
                 continue
-            for w in re.findall(r"[a-z]+", m.text.lower()):
+            for w in re.findall(r"[a-z]+", f"{m.thread} {m.text}".lower()):
                 if w in WEEKDAYS:
-                    out.add(w)
+                    said.add(w)
                 elif w in ("today", "tonight", "tomorrow"):
-                    out.add(WEEKDAYS[(m.ts.weekday() + (w == "tomorrow")) % 7])
+                    said.add(WEEKDAYS[(m.ts.weekday() + (w == "tomorrow")) % 7])
+        dated = _DATE.search(f"{h.message.thread} {h.message.text}") or \
+            re.search(r"\b(week|weekend|month)\b", h.message.text.lower())
+        out |= said or (set() if dated else {WEEKDAYS[h.message.ts.weekday()]})
     return out
+
+
+def _only_in_sender(answer: str, hits: list[Hit]) -> str:
+    """The sender whose name or number the answer is, when nothing of the answer is in what the messages say."""
+    said = set(tokens(" ".join(h.message.text + (f" {h.before.text}" if h.before else "") for h in hits)))
+    if set(tokens(answer)) & said:
+        return ""
+    return next((h.message.sender for h in hits if set(tokens(answer)) & set(tokens(h.message.sender))), "")
+
+
+_COUNT = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|fifty|"
+                    r"hundred|thousand|half|dozen|free|nothing|none|no)\b")
+_WHEN = re.compile(r"\d|\b(" + "|".join(CALENDAR) + r"|mon|tue|wed|thu|fri|sat|sun|today|tonight|tomorrow|yesterday|"
+                   r"morning|afternoon|evening|night|noon|midday|midnight|weekend|week|month|year|now|soon|later|"
+                   r"christmas|easter|new year|lunch|lunchtime|dinner|breakfast|after|before|until|once|if|while|"
+                   r"whenever)\b")
+
+
+def _misfit(answer: str, question: str) -> str:
+    """Why the answer is not the kind of thing asked for: a how-much or how-many question answered without a
+    number, a when question without a time or a day."""
+    q, a = question.lower().strip(), answer.lower()
+    if re.match(r"how (much|many)\b", q) and not _COUNT.search(a):
+        return "asked how much or how many, the answer has no number"
+    if re.match(r"(when|what time|what day|which day|what date)\b", q) and not _WHEN.search(a):
+        return "asked when, the answer names no time or day"
+    return ""
+
+
+def _echoes(answer: str, question: str) -> bool:
+    """Every word of the answer is in the question — unless the question offers a choice ("this or that?")."""
+    words = set(_content(answer))
+    return bool(words) and words <= set(_content(question)) and not re.search(r"\bor\b", question.lower())
+
+
+def as_written(answer: str, hits: list[Hit]) -> str:
+    """The answer's amounts and tags with the sign the messages write them with: "25" → "£25", "kubuntu" →
+    "#kubuntu" (small models drop them)."""
+    text = " ".join(h.message.text for h in hits)
+
+    def signed(m: re.Match) -> str:
+        found = re.search(rf"([£$€#])\s?{re.escape(m.group(0))}(?!\w|[.,]\d)", text)
+        return found.group(1) + m.group(0) if found else m.group(0)
+    return re.sub(r"(?<![£$€#\w.])[\w][\w.,:-]*(?<![.,:])", signed, answer)
 
 
 def _mentions(name: str, hits: list[Hit]) -> bool:
@@ -145,6 +199,15 @@ def check_answer(raw: str, shown: list[Hit], config: AskConfig,
     verdict = _carrying(raw, shown, config)
     if isinstance(verdict, str):
         return verdict
+    said_by = _only_in_sender(verdict[0], verdict[1])
+    if said_by and not re.match(r"\s*(who|whose)\b", question.lower()):
+        # "What is my bank PIN?" answered with the number a scam message came from
+        return f"the answer is who sent the message ({said_by}), not what it says"
+    misfit = _misfit(verdict[0], question)
+    if misfit:  # "How much does the cake cost?" answered "Weber", the name it is ordered under
+        return misfit
+    if _echoes(verdict[0], question):  # "What did ThE__OnE download from p2p?" answered "p2p"
+        return "the answer only repeats the question"
     unnamed = [n for n in question_names(question) if not _mentions(n, verdict[1])]
     if unnamed:  # "What is Hugo's phone number?" answered from a message that is not about Hugo
         return f"the message that carries the answer does not mention {unnamed[0]!r}"
@@ -173,10 +236,10 @@ def _carrying(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[
         obj = json.loads(raw)
         text = str(obj["answer"]).strip()
         cited = [int(c) for c in obj.get("citations", [])]
-        confidence = prompts.CONFIDENCE.get(str(obj.get("confidence", "low")), 0.0)
+        confidence = float(obj.get("confidence", 0.0))
     except (ValueError, KeyError, TypeError, AttributeError):
         return "the model's answer was not valid JSON"
-    if not text or text.rstrip(".").lower() == prompts.ABSTAIN.rstrip(".").lower():
+    if not text or _says_abstain(text):
         return "the model found no answer in the messages"
     if confidence < config.min_confidence:
         return f"low confidence ({confidence:.2f})"
@@ -196,6 +259,21 @@ def _carrying(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[
     return "no shown message carries the answer"
 
 
+def _model_citation(engine: Engine, answered: str, n: int) -> list[int]:
+    """The message the model cites for the answer it wrote: its most likely number after `"citations": [`, among
+    the shown messages' numbers — decoding constrained to them, in one step instead of writing out the rest of
+    the JSON token by token."""
+    numbers = [engine.tokenize(str(i)) for i in range(1, n + 1)]
+    if any(len(t) != 1 for t in numbers):
+        return []  # a tokenizer that splits digits oddly: the checks find the message that carries the answer
+    lps = engine.next_token_logprobs(engine.tokenize_prompt(answered + prompts.ASK_CITE), [t[0] for t in numbers])
+    return [1 + max(range(n), key=lps.__getitem__)]
+
+
+def _says_abstain(text: str) -> bool:
+    return text.rstrip(".").lower() == prompts.ABSTAIN.rstrip(".").lower()
+
+
 def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime | None = None,
         config: AskConfig | None = None) -> Answer:
     config = config or AskConfig()
@@ -208,17 +286,29 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
         return _abstain(question, "nothing relevant in the messages", hits, t0, t_ret)
     # in time order, as the wearer would read them
     shown = sorted(hits[:config.show], key=lambda h: (h.message.ts, h.id))
-    numbered = [prompts.ask_line(i, h.message) for i, h in enumerate(shown, 1)]
-    today = (now or datetime.now().astimezone()).strftime("%A %d %B %Y")
-    gen = assistant.complete("ask", prompts.ask_messages(question, numbered, today),
-                             GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0,
-                                              json_schema=prompts.ASK_SCHEMA))
-    verdict = check_answer(gen.text, shown, config, question)
-    cost = {"prompt_tokens": gen.prompt_tokens - gen.cached_prompt_tokens,
-            "completion_tokens": gen.completion_tokens, "ttft_s": gen.ttft_s}
+    today = (now or datetime.now().astimezone()).strftime("%A %d %B")
+    messages = prompts.ask_messages(question, prompts.ask_lines([h.message for h in shown]), today)
+    engine = assistant.engine
+    t_model = time.perf_counter()
+    prompt = assistant.prepare("ask", messages) + prompts.ASK_OPEN
+    system = engine.tokenize_prompt(prompt[: prompt.index(prompts.ASK_SYSTEM) + len(prompts.ASK_SYSTEM)])
+    opened = engine.tokenize_prompt(prompt)
+    # the model's probability of answering "I don't see that…": its own abstention signal, read off the first
+    # token instead of asked for (a 0.5B model writes "confidence": "high" next to almost anything)
+    p_abstain = math.exp(engine.next_token_logprobs(opened, engine.tokenize(prompts.ABSTAIN)[:1])[0])
+    ttft = time.perf_counter() - t_model
+    gen = engine.generate(prompt, GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0, stop=('"',),
+                                                   repeat_penalty=1.0))
+    text = gen.text.rstrip("\\").strip()
+    cost = {"prompt_tokens": len(opened) - len(system), "completion_tokens": gen.completion_tokens,
+            "ttft_s": ttft, "p_abstain": round(p_abstain, 4)}
+    cited = _model_citation(engine, prompt + gen.text, len(shown)) if not _says_abstain(text) else []
+    raw = json.dumps({"answer": text, "citations": cited, "confidence": 1.0 - p_abstain})
+    verdict = check_answer(raw, shown, config, question)
     if isinstance(verdict, str):
         return replace(_abstain(question, verdict, hits, t0, t_ret), **cost)
     text, cited_hits, confidence = verdict
+    text = as_written(text, cited_hits)
     # "Friday" means the Friday after the message that said it
     spoken = resolve_day_words(text, cited_hits[0].message.ts)
     return Answer(question, text, False, [h.id for h in cited_hits], confidence, "answered", [h.id for h in hits],

@@ -139,6 +139,15 @@ class Assistant:
         self._task(task)
         return self._run(messages, params)
 
+    def prepare(self, task: str, messages: list[ChatMessage]) -> str:
+        """The prompt of a task defined outside this class, ready for the engine: the task's adapter in effect and
+        its system prompt's KV state restored (ask scores and generates on this prompt itself)."""
+        self._task(task)
+        prompt = self._prompt(messages)
+        if self.reuse_prefixes and messages[0].role == "system":
+            self._restore_system_prefix(prompt, messages[0].content)
+        return prompt
+
     # -- plumbing -------------------------------------------------------------------------------------
     def _prompt(self, messages: list[ChatMessage]) -> str:
         return self.engine.format_chat(messages)

@@ -627,11 +627,13 @@ def _open_index(store: MessageStore, threads: int | None):
     return index, report
 
 
-def _ask_config(k: int, show: int | None):
+def _ask_config(k: int, show: int | None, min_confidence: float | None = None):
     from device.ask import AskConfig
 
     config = AskConfig(k=k)
     config.show = min(k, show if show is not None else config.show)
+    if min_confidence is not None:
+        config.min_confidence = min_confidence
     return config
 
 
@@ -642,6 +644,8 @@ def ask(
     store_path: StoreOpt = None, model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     k: Annotated[int, typer.Option(help="messages retrieved")] = 5,
     show: Annotated[int | None, typer.Option(help="of them, how many the model reads (default: AskConfig)")] = None,
+    min_confidence: Annotated[float | None, typer.Option(
+        help="abstain when the model's probability of not abstaining is below this (default: AskConfig)")] = None,
     now: Annotated[str | None, typer.Option(help="answer as of this ISO time (default: now)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -656,7 +660,7 @@ def ask(
         when = datetime.fromisoformat(now) if now else None
         with err.status("answering…"):
             try:
-                result = answer_question(assistant, index, question, when, _ask_config(k, show))
+                result = answer_question(assistant, index, question, when, _ask_config(k, show, min_confidence))
             except ValueError as exc:
                 raise fail(str(exc)) from None
         cited = {rid: index.messages[rid] for rid in result.citations}
@@ -680,6 +684,8 @@ def eval_ask_cmd(
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     k: Annotated[int, typer.Option(help="messages retrieved per question")] = 5,
     show: Annotated[int | None, typer.Option(help="of them, how many the model reads (default: AskConfig)")] = None,
+    min_confidence: Annotated[float | None, typer.Option(
+        help="abstain when the model's probability of not abstaining is below this (default: AskConfig)")] = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON (with per-question rows) here too")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -690,7 +696,7 @@ def eval_ask_cmd(
 
     with clear_errors():
         questions = read_questions(data)
-        config = _ask_config(k, show)
+        config = _ask_config(k, show, min_confidence)
         fetch_embedder()
         assistant = _open_assistant(model, threads, n_ctx, adapters=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -701,7 +707,8 @@ def eval_ask_cmd(
     summary = to_json(result, with_samples=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(to_json(result) | {"data": str(data), "show": config.show, "machine": machine_info(),
+        out.write_text(json.dumps(to_json(result) | {"data": str(data), "show": config.show,
+                                                     "min_confidence": config.min_confidence, "machine": machine_info(),
                                                      "command": " ".join(["glassmate", *sys.argv[1:]])},
                                   indent=2, ensure_ascii=False) + "\n")
     if as_json:

@@ -103,3 +103,17 @@ def test_candidates_after_a_shared_prompt_score_as_from_scratch(any_engine):
     assert [len(x) for x in shared] == [len(c) for c in conts]
     for a, b in zip(shared, plain, strict=True):
         assert a == pytest.approx(b, abs=2e-3)
+
+
+def test_next_token_scores_match_full_scoring_and_leave_the_prompt_in_the_context(any_engine):
+    prompt = _prompt(any_engine, "Is the bus at nine or ten?")
+    tokens = any_engine.tokenize_prompt(prompt)
+    candidates = [any_engine.tokenize(w)[0] for w in ("The", "It", "Nine")]
+    scored = any_engine.next_token_logprobs(tokens, candidates)
+    plain = any_engine.continuation_logprobs(tokens, [[c] for c in candidates])
+    assert scored == pytest.approx([x[0] for x in plain], abs=2e-3) and all(x < 0 for x in scored)
+    # scored again after something else ran: the same numbers
+    any_engine.generate(_prompt(any_engine, "Say hello."), GenerationParams(max_tokens=2, temperature=0))
+    assert any_engine.next_token_logprobs(tokens, candidates) == pytest.approx(scored, abs=2e-3)
+    gen = any_engine.generate(prompt, GenerationParams(max_tokens=2, temperature=0))
+    assert gen.cached_prompt_tokens >= len(tokens) - 1  # the generation read only what scoring had not

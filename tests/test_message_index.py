@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,8 +102,8 @@ def test_an_answer_is_shown_only_when_its_citations_carry_it(indexed):
     other = next(i for i, h in enumerate(shown, 1) if i != booked)
     cfg = AskConfig()
 
-    def answer(text: str, cites: list[int], confidence: str = "high") -> str:
-        return f'{{"answer": "{text}", "citations": {cites}, "confidence": "{confidence}"}}'
+    def answer(text: str, cites: list[int], confidence: float = 0.95) -> str:
+        return f'{{"answer": "{text}", "citations": {cites}, "confidence": {confidence}}}'
     ok = check_answer(answer("Friday at 8pm at Luigi's", [booked]), shown, cfg)
     assert not isinstance(ok, str) and [h.message.text[:14] for h in ok[1]] == ["Booked Luigi's"]
     # a right answer with the wrong citation is re-cited to the message that carries it
@@ -112,7 +113,7 @@ def test_an_answer_is_shown_only_when_its_citations_carry_it(indexed):
     assert "no shown message" in check_answer(answer("at the cinema", [booked]), shown, cfg)
     assert "no shown message" in check_answer(answer("marco@luigis.com", [booked]), shown, cfg)  # composed
     assert "no answer" in check_answer(answer("I don't see that in your messages.", []), shown, cfg)
-    assert "low confidence" in check_answer(answer("8pm", [booked], "low"), shown, cfg)
+    assert "low confidence" in check_answer(answer("8pm", [booked], 0.2), shown, cfg)
     assert "not valid JSON" in check_answer('{"answer": "8pm", "citations": [1', shown, cfg)
     # the answer is carried, but by a message far less about the question than the best one: a neighbour's fact
     distant = [replace(h, similarity=0.1 if i == booked else 0.6) for i, h in enumerate(shown, 1)]
@@ -125,6 +126,37 @@ def test_an_answer_is_shown_only_when_its_citations_carry_it(indexed):
     assert "does not mention 'Hugo'" in check_answer(eight, shown, cfg, "What time is Hugo's party?")
     assert "shares no word" in check_answer(eight, shown, cfg, "What time does the cinema start tonight?")
     assert "about Friday, not Saturday" in check_answer(eight, shown, cfg, "What time is dinner on Saturday?")
+
+
+def test_answers_that_are_the_sender_or_the_question_are_refused_and_signs_restored(indexed):
+    from device.ask import AskConfig, as_written, check_answer
+
+    _, index, _ = indexed
+    cfg = AskConfig()
+    scam = sorted(index.search("bank PIN parcel depot", 3), key=lambda h: (h.message.ts, h.id))
+    at = next(i for i, h in enumerate(scam, 1) if "bank PIN" in h.message.text)
+    sender_number = json.dumps({"answer": "7700 900123", "citations": [at], "confidence": 0.9})
+    assert "who sent the message" in check_answer(sender_number, scam, cfg, "What is my bank PIN?")
+    shown = sorted(index.search("dinner Friday Luigi's deposit", 3), key=lambda h: (h.message.ts, h.id))
+    booked = next(i for i, h in enumerate(shown, 1) if "Booked Luigi's" in h.message.text)
+    echo = json.dumps({"answer": "Luigi's", "citations": [booked], "confidence": 0.9})
+    assert "repeats the question" in check_answer(echo, shown, cfg, "Where is Luigi's?")
+    assert not isinstance(check_answer(echo, shown, cfg, "Is dinner at Luigi's or at home?"), str)  # a choice offered
+    deposit = [h for h in shown if "£25" in h.message.text]
+    assert as_written("25 per person", deposit) == "£25 per person" and as_written("8pm", deposit) == "8pm"
+
+
+def test_a_message_that_names_no_day_speaks_of_the_day_it_was_sent(indexed):
+    from device.ask import AskConfig, check_answer
+
+    _, index, _ = indexed
+    hit = index.search("Booked Luigi's Carver Street", 1)[0]
+    undated = replace(hit, message=replace(hit.message, text="Open until 20:00", thread="Pharmacy"), before=None)
+    raw = '{"answer": "20:00", "citations": [1], "confidence": 0.9}'
+    sent = hit.message.ts.strftime("%A")
+    other = "Sunday" if sent != "Sunday" else "Monday"
+    assert not isinstance(check_answer(raw, [undated], AskConfig(), f"When is the pharmacy open on {sent}?"), str)
+    assert f"not {other}" in check_answer(raw, [undated], AskConfig(), f"When is the pharmacy open on {other}?")
 
 
 def test_question_names():

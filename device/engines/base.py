@@ -103,6 +103,11 @@ class Engine(Protocol):
 
     def token_logprobs(self, tokens: list[int]) -> list[float]: ...
 
+    def next_token_logprobs(self, tokens: list[int], candidates: list[int]) -> list[float]:
+        """log p(candidate | tokens) for each candidate token. The tokens stay in the context (what is already
+        there is reused), so a generation that continues them reads only what it adds."""
+        ...
+
     def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
         """For each continuation, log p(its tokens | prefix + its earlier tokens): candidates scored after one
         shared prompt (the prompt is evaluated once where the runtime can keep it)."""

@@ -223,6 +223,20 @@ class LlamaEngine:
         self.llm._requires_eval = True  # logits are not part of the snapshot
 
     # -- scoring ------------------------------------------------------------------------------------------
+    def next_token_logprobs(self, tokens: list[int], candidates: list[int]) -> list[float]:
+        import numpy as np
+
+        if not tokens or len(tokens) >= self.n_ctx:
+            raise EngineError(f"{len(tokens)} tokens: nothing to score, or more than the context of {self.n_ctx}")
+        have = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        keep = min(common_prefix(have, tokens), len(tokens) - 1)  # the last token is run: its logits are wanted
+        self.llm.n_tokens = keep  # eval() drops the KV cells past n_tokens
+        self.llm.eval(tokens[keep:])
+        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).astype(np.float64)
+        top = logits.max()
+        norm = top + np.log(np.exp(logits - top).sum())
+        return [float(logits[c] - norm) for c in candidates]
+
     def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
         """The prefix is decoded once; each continuation is decoded after it, then removed from the KV cache."""
         import numpy as np

@@ -236,6 +236,13 @@ class OnnxEngine:
     def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
         return continuation_logprobs_by_rescoring(self, prefix, continuations)
 
+    def next_token_logprobs(self, tokens: list[int], candidates: list[int]) -> list[float]:
+        if not tokens or len(tokens) >= self.n_ctx:
+            raise EngineError(f"{len(tokens)} tokens: nothing to score, or more than the context of {self.n_ctx}")
+        logits = self._prefill(tokens).astype(np.float64)
+        lp = logits - _logsumexp(logits[None, :])[0]
+        return [float(lp[c]) for c in candidates]
+
     # -- generation -----------------------------------------------------------------------------------
     def stream(self, prompt: str, params: GenerationParams) -> TokenStream:
         tokens = self.tokenize_prompt(prompt)
