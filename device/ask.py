@@ -1,18 +1,22 @@
 """"Ask my messages": retrieve, answer with citations, or say honestly that the messages do not say.
 
 The question retrieves the top-k messages (hybrid search); the model answers in JSON `{answer, citations,
-confidence}` over those messages only, numbered. The answer is shown only if every check holds, otherwise the
-wearer hears "I don't see that in your messages":
+confidence}` over those messages only, numbered: it writes the answer greedily after `{"answer": "`; its citation
+is its most likely shown-message number after `"citations": [` (one forward pass, no JSON written token by token);
+its confidence is its probability of not starting with "I don't see…". The answer is shown only if every check
+holds, otherwise the wearer hears "I don't see that in your messages":
 - something relevant was retrieved (best cosine similarity ≥ `min_similarity`),
 - every name, number, time, date and place in the answer is in the messages it cites (the faithfulness check the
   summaries use), and each cited message shares a word with the answer — so a cited message really carries it
   (when the model cites the wrong number, the shown message that does carry the answer is cited instead),
+- the answer fits the question: a number for how much / how many, a time or day for when; not merely who sent the
+  message (unless asked who); not merely words of the question,
 - the message that carries the answer is about the question. A small model asked for something the messages do
   not say ("what is the dentist's address?") answers with a fact from a neighbouring message (the book club's
   street). So every name in the question must be in that message, its chat, sender or the message it replies
   to; it must share a content word with the question; a weekday asked about must be the one it talks about; and
   its similarity to the question must be within `max_relevance_gap` of the best retrieved message's,
-- the model's own confidence (high / medium / low) is at least medium.
+- the model's probability of answering at all is at least `min_confidence`.
 A scored second look by the same model ("do these messages state this answer?") was tried and dropped: with
 qwen2.5-0.5b its P(yes) did not separate right answers from wrong ones (README).
 """
