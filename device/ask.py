@@ -295,7 +295,8 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     engine = assistant.engine
     t_model = time.perf_counter()
     prompt = assistant.prepare("ask", messages) + prompts.ASK_OPEN
-    system = engine.tokenize_prompt(prompt[: prompt.index(prompts.ASK_SYSTEM) + len(prompts.ASK_SYSTEM)])
+    cut = prompt.find(prompts.ASK_SYSTEM)  # what the model reads per question starts after its system prompt
+    system = engine.tokenize_prompt(prompt[: cut + len(prompts.ASK_SYSTEM)]) if cut >= 0 else []
     opened = engine.tokenize_prompt(prompt)
     # the model's probability of answering "I don't see that…": its own abstention signal, read off the first
     # token instead of asked for (a 0.5B model writes "confidence": "high" next to almost anything)
