@@ -76,7 +76,7 @@ class AskConfig:
     k: int = 5  # messages retrieved
     show: int = 5  # of them, the best this many go to the model (each costs prompt time)
     min_similarity: float = 0.25
-    min_confidence: float = 0.5  # the model's probability of the message it cites
+    min_confidence: float = 0.5  # the model's probability of not starting "I don't see that…"
     max_relevance_gap: float = 0.2  # cosine; chosen on the project question set (see README)
 
 
