@@ -66,6 +66,9 @@ class Answer:
     ttft_s: float = 0.0  # the model's time to first token: reading the shown messages
     spoken: str = ""  # what the wearer hears: the answer with its day words dated ("Friday 27 November")
     p_abstain: float = 0.0  # the model's probability of starting its answer with "I don't see that…"
+    draft: str = ""  # what the model answered before the checks, kept when a check refuses it: to see why
+    guess: int = 0  # 0: the model's greedy answer; n: its n-th other start, tried after the checks refused one
+    guess_p: float = 0.0  # the model's probability of that other start
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,6 +80,8 @@ class AskConfig:
     show: int = 5  # of them, the best this many go to the model (each costs prompt time)
     min_similarity: float = 0.25
     min_confidence: float = 0.5  # the model's probability of not starting "I don't see that…"
+    second_guesses: int = 1  # other answer starts tried when the checks refuse the greedy answer
+    min_guess_p: float = 0.0  # an other start less likely than this is not tried
     max_relevance_gap: float = 0.2  # cosine; chosen on the project question set (see README)
 
 
@@ -176,10 +181,31 @@ def _misfit(answer: str, question: str) -> str:
     return ""
 
 
-def _echoes(answer: str, question: str) -> bool:
-    """Every word of the answer is in the question — unless the question offers a choice ("this or that?")."""
+def _echoes(answer: str, question: str, hits: list[Hit]) -> bool:
+    """Every word of the answer is in the question — unless the question offers a choice ("this or that?") or
+    the messages name the answer as the thing asked for ("Which command…?" — "the 'file' command")."""
     words = set(_content(answer))
-    return bool(words) and words <= set(_content(question)) and not re.search(r"\bor\b", question.lower())
+    if not words or not words <= set(_content(question)) or re.search(r"\bor\b", question.lower()):
+        return False
+    head = re.match(r"\s*(?:which|what)\s+([a-z]+)", question.lower())
+    if head and head.group(1) not in _VERBS:
+        said, noun = re.escape(answer.lower().strip(" '\"")), re.escape(head.group(1))
+        named = rf"['\"]?{said}['\"]?\s+{noun}|{noun}s?\s+['\"]?{said}\b"
+        if any(re.search(named, h.message.text.lower()) for h in hits):
+            return False
+    return True
+
+
+# the words that open a yes/no question, and that follow "what" in a question that is not "which thing?"
+_VERBS = {"is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should", "has", "have",
+          "had", "shall", "may", "must"}
+_YES_NO = re.compile(r"(yes|no|yeah|nope)\b[.!,]?", re.I)
+
+
+def _yes_no(answer: str, question: str) -> bool:
+    """A yes/no question answered yes or no: such an answer is read from the message, not copied out of it."""
+    first = re.match(r"\s*([a-z]+)", question.lower())
+    return bool(first and first.group(1) in _VERBS and _YES_NO.fullmatch(answer.strip()))
 
 
 def as_written(answer: str, hits: list[Hit]) -> str:
@@ -200,36 +226,54 @@ def _mentions(name: str, hits: list[Hit]) -> bool:
 
 def check_answer(raw: str, shown: list[Hit], config: AskConfig,
                  question: str = "") -> tuple[str, list[Hit], float] | str:
-    verdict = _carrying(raw, shown, config)
+    verdict = _carrying(raw, shown, config, question)
     if isinstance(verdict, str):
         return verdict
-    said_by = _only_in_sender(verdict[0], verdict[1])
+    text, carrying, confidence = verdict
+    misfit = _misfit(text, question)
+    if misfit:  # "How much does the cake cost?" answered "Weber", the name it is ordered under
+        return misfit
+    why = _off_question(text, carrying, shown, config, question)
+    if why and not _yes_no(text, question):
+        # the model cited a message that carries the answer but is not about the question ("Qt" from "I never use
+        # Qt applications" for "what toolkit do KDE programs use?"): another shown message that carries it may be
+        others = [[h] for h in sorted(shown, key=lambda h: -h.similarity)
+                  if h not in carrying and _overlaps(text, h) and _carried(text, [h])]
+        carrying = next((o for o in others if not _off_question(text, o, shown, config, question)), None)
+        if carrying is None:
+            return why
+    elif why:
+        return why
+    return text, carrying, confidence
+
+
+def _off_question(text: str, carrying: list[Hit], shown: list[Hit], config: AskConfig, question: str) -> str:
+    """Why the messages that carry the answer do not answer this question, or "" when they do."""
+    said_by = _only_in_sender(text, carrying)
     if said_by and not re.match(r"\s*(who|whose)\b", question.lower()):
         # "What is my bank PIN?" answered with the number a scam message came from
         return f"the answer is who sent the message ({said_by}), not what it says"
-    misfit = _misfit(verdict[0], question)
-    if misfit:  # "How much does the cake cost?" answered "Weber", the name it is ordered under
-        return misfit
-    if _echoes(verdict[0], question):  # "What did ThE__OnE download from p2p?" answered "p2p"
+    if _echoes(text, question, carrying):  # "What did ThE__OnE download from p2p?" answered "p2p"
         return "the answer only repeats the question"
-    unnamed = [n for n in question_names(question) if not _mentions(n, verdict[1])]
+    unnamed = [n for n in question_names(question) if not _mentions(n, carrying)]
     if unnamed:  # "What is Hugo's phone number?" answered from a message that is not about Hugo
         return f"the message that carries the answer does not mention {unnamed[0]!r}"
-    if question and not set(_content(question)) & set(_content(_context(verdict[1]))):
+    if question and not set(_content(question)) & set(_content(_context(carrying))):
         # "What time does the cinema start tonight?" answered "1pm" from Mum's lunch: nothing in common
         return "the message that carries the answer shares no word with the question"
-    asked, said = _weekdays_asked(question), _weekdays_meant(verdict[1])
+    asked, said = _weekdays_asked(question), _weekdays_meant(carrying)
     if asked and said and not asked & said:  # asked about Saturday, the message is about Sunday
         return f"the message is about {', '.join(sorted(said)).title()}, not {', '.join(sorted(asked)).title()}"
     best = max(h.similarity for h in shown)
-    carried_by = max(h.similarity for h in verdict[1])
+    carried_by = max(h.similarity for h in carrying)
     if carried_by < best - config.max_relevance_gap:
         return f"the message that carries the answer is not about the question (similarity {carried_by:.2f}, " \
                f"best {best:.2f})"
-    return verdict
+    return ""
 
 
-def _carrying(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[Hit], float] | str:
+def _carrying(raw: str, shown: list[Hit], config: AskConfig,
+              question: str = "") -> tuple[str, list[Hit], float] | str:
     """The model's JSON answer → (answer, the messages that carry it, confidence) if it may be shown, else why not.
 
     Small models often cite the wrong number next to a right answer, so citations are checked, not trusted: the
@@ -248,6 +292,8 @@ def _carrying(raw: str, shown: list[Hit], config: AskConfig) -> tuple[str, list[
     if confidence < config.min_confidence:
         return f"low confidence ({confidence:.2f})"
     named = [shown[c - 1] for c in dict.fromkeys(cited) if 1 <= c <= len(shown)]
+    if _yes_no(text, question):  # nothing to copy: the message it cites is checked for being about the question
+        return (text, named, confidence) if named else "the model cited no message for its yes or no"
     carrying = [h for h in named if _overlaps(text, h)]
     if carrying and _carried(text, carrying):
         return text, carrying, confidence
@@ -299,26 +345,67 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     system = engine.tokenize_prompt(prompt[: cut + len(prompts.ASK_SYSTEM)]) if cut >= 0 else []
     opened = engine.tokenize_prompt(prompt)
     # the model's probability of answering "I don't see that…": its own abstention signal, read off the first
-    # token instead of asked for (a 0.5B model writes "confidence": "high" next to almost anything)
-    p_abstain = math.exp(engine.next_token_logprobs(opened, engine.tokenize(prompts.ABSTAIN)[:1])[0])
+    # token instead of asked for (a 0.5B model writes "confidence": "high" next to almost anything); in the same
+    # pass, how likely each word of the messages is to open the answer (the second guess below)
+    abstain = engine.tokenize(prompts.ABSTAIN)[0]
+    starts = [t for t in _first_tokens(engine, shown) if t != abstain]
+    lps = engine.next_token_logprobs(opened, [abstain, *starts])
+    p_abstain = math.exp(lps[0])
     ttft = time.perf_counter() - t_model
-    gen = engine.generate(prompt, GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0, stop=('"',),
-                                                   repeat_penalty=1.0))
+    params = GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0, stop=('"',), repeat_penalty=1.0)
+    gen = engine.generate(prompt, params)
     text = gen.text.rstrip("\\").strip()
     cost = {"prompt_tokens": len(opened) - len(system), "completion_tokens": gen.completion_tokens,
             "ttft_s": ttft, "p_abstain": round(p_abstain, 4)}
-    cited = _model_citation(engine, prompt + gen.text, len(shown)) if not _says_abstain(text) else []
-    raw = json.dumps({"answer": text, "citations": cited, "confidence": 1.0 - p_abstain})
-    verdict = check_answer(raw, shown, config, question)
+    verdict = _judge(engine, prompt, gen.text, text, shown, p_abstain, config, question)
+    draft, guess = text, 0
+    if isinstance(verdict, str) and not _says_abstain(text) and config.second_guesses:
+        # the greedy answer failed a check (a neighbouring fact, the wrong span): the model's next most likely
+        # start among the messages' words gets one more try, under the same checks
+        tried = {engine.tokenize(text)[0]} if text else set()
+        for lp, start in sorted(zip(lps[1:], starts, strict=True), reverse=True):
+            if guess >= config.second_guesses or math.exp(lp) < config.min_guess_p:
+                break
+            if start in tried:
+                continue
+            tried.add(start)
+            guess += 1
+            cost["guess_p"] = round(math.exp(lp), 4)
+            head = engine.detokenize([start])
+            more = engine.generate(prompt + head, params)
+            cost["completion_tokens"] += more.completion_tokens
+            again = (head + more.text).rstrip("\\").strip()
+            verdict = _judge(engine, prompt, head + more.text, again, shown, p_abstain, config, question)
+            if not isinstance(verdict, str):
+                break
     if isinstance(verdict, str):
-        return replace(_abstain(question, verdict, hits, t0, t_ret), **cost)
+        return replace(_abstain(question, verdict, hits, t0, t_ret), draft=draft, guess=guess, **cost)
     text, cited_hits, confidence = verdict
     text = as_written(text, cited_hits)
     # "Friday" means the Friday after the message that said it
     spoken = resolve_day_words(text, cited_hits[0].message.ts)
     return Answer(question, text, False, [h.id for h in cited_hits], confidence, "answered", [h.id for h in hits],
-                  t_ret, time.perf_counter() - t0, spoken=spoken, **cost)
+                  t_ret, time.perf_counter() - t0, spoken=spoken, draft=draft, guess=guess, **cost)
 
+
+def _judge(engine: Engine, prompt: str, written: str, text: str, shown: list[Hit], p_abstain: float,
+           config: AskConfig, question: str) -> tuple[str, list[Hit], float] | str:
+    """One answer the model wrote → its checked verdict (with the message the model cites for it)."""
+    cited = _model_citation(engine, prompt + written, len(shown)) if not _says_abstain(text) else []
+    raw = json.dumps({"answer": text, "citations": cited, "confidence": 1.0 - p_abstain})
+    return check_answer(raw, shown, config, question)
+
+
+def _first_tokens(engine: Engine, shown: list[Hit]) -> list[int]:
+    """The tokens an answer copied from these messages can start with: each word's first, as written and
+    capitalised."""
+    words: set[str] = set()
+    for h in shown:
+        for word in re.findall(r"[^\s\"]+", h.message.text):
+            word = word.strip(".,!?;:()'’")
+            if word:
+                words |= {word, word[:1].upper() + word[1:]}
+    return sorted({t[0] for w in words if (t := engine.tokenize(w))})
 
 @dataclass
 class Asked:

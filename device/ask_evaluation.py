@@ -139,7 +139,8 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
                              "cited_ok": [rid in gold for rid in result.citations], "s": result.total_s,
                              "citations": result.citations, "retrieved": result.retrieved,
                              "ttft_s": result.ttft_s, "prompt_tokens": result.prompt_tokens,
-                             "completion_tokens": result.completion_tokens, "p_abstain": result.p_abstain})
+                             "completion_tokens": result.completion_tokens, "p_abstain": result.p_abstain,
+                             "draft": result.draft, "guess": result.guess, "guess_p": result.guess_p})
                 done += 1
                 if progress:
                     progress(done, len(questions))
