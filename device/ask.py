@@ -10,15 +10,21 @@ holds, otherwise the wearer hears "I don't see that in your messages":
   summaries use), and each cited message shares a word with the answer — so a cited message really carries it
   (when the model cites the wrong number, the shown message that does carry the answer is cited instead),
 - the answer fits the question: a number for how much / how many, a time or day for when; not merely who sent the
-  message (unless asked who); not merely words of the question,
+  message (unless asked who); not merely words of the question (unless the message names it as the thing asked
+  for: "Which command…?" — "the 'file' command"). A yes or no to a yes/no question is read, not copied: the
+  message the model cites for it must pass the checks below,
 - the message that carries the answer is about the question. A small model asked for something the messages do
   not say ("what is the dentist's address?") answers with a fact from a neighbouring message (the book club's
   street). So every name in the question must be in that message, its chat, sender or the message it replies
   to; it must share a content word with the question; a weekday asked about must be the one it talks about; and
-  its similarity to the question must be within `max_relevance_gap` of the best retrieved message's,
+  its similarity to the question must be within `max_relevance_gap` of the best retrieved message's. When the
+  message the model cites fails these but another shown message carries the answer and passes, that one is cited,
 - the model's probability of answering at all is at least `min_confidence`.
 A scored second look by the same model ("do these messages state this answer?") was tried and dropped: with
-qwen2.5-0.5b its P(yes) did not separate right answers from wrong ones (README).
+qwen2.5-0.5b its P(yes) did not separate right answers from wrong ones (README). So was a second guess (when the
+checks refuse the greedy answer, generate again from the model's next most likely first word of the messages):
++0.03 F1 on the project set, but abstention recall fell 0.79 → 0.63 — its probability did not tell right second
+guesses from wrong ones either.
 """
 
 from __future__ import annotations
@@ -67,8 +73,6 @@ class Answer:
     spoken: str = ""  # what the wearer hears: the answer with its day words dated ("Friday 27 November")
     p_abstain: float = 0.0  # the model's probability of starting its answer with "I don't see that…"
     draft: str = ""  # what the model answered before the checks, kept when a check refuses it: to see why
-    guess: int = 0  # 0: the model's greedy answer; n: its n-th other start, tried after the checks refused one
-    guess_p: float = 0.0  # the model's probability of that other start
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -80,8 +84,6 @@ class AskConfig:
     show: int = 5  # of them, the best this many go to the model (each costs prompt time)
     min_similarity: float = 0.25
     min_confidence: float = 0.5  # the model's probability of not starting "I don't see that…"
-    second_guesses: int = 1  # other answer starts tried when the checks refuse the greedy answer
-    min_guess_p: float = 0.0  # an other start less likely than this is not tried
     max_relevance_gap: float = 0.2  # cosine; chosen on the project question set (see README)
 
 
@@ -345,67 +347,26 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     system = engine.tokenize_prompt(prompt[: cut + len(prompts.ASK_SYSTEM)]) if cut >= 0 else []
     opened = engine.tokenize_prompt(prompt)
     # the model's probability of answering "I don't see that…": its own abstention signal, read off the first
-    # token instead of asked for (a 0.5B model writes "confidence": "high" next to almost anything); in the same
-    # pass, how likely each word of the messages is to open the answer (the second guess below)
-    abstain = engine.tokenize(prompts.ABSTAIN)[0]
-    starts = [t for t in _first_tokens(engine, shown) if t != abstain]
-    lps = engine.next_token_logprobs(opened, [abstain, *starts])
-    p_abstain = math.exp(lps[0])
+    # token instead of asked for (a 0.5B model writes "confidence": "high" next to almost anything)
+    p_abstain = math.exp(engine.next_token_logprobs(opened, engine.tokenize(prompts.ABSTAIN)[:1])[0])
     ttft = time.perf_counter() - t_model
-    params = GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0, stop=('"',), repeat_penalty=1.0)
-    gen = engine.generate(prompt, params)
+    gen = engine.generate(prompt, GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0, stop=('"',),
+                                                   repeat_penalty=1.0))
     text = gen.text.rstrip("\\").strip()
     cost = {"prompt_tokens": len(opened) - len(system), "completion_tokens": gen.completion_tokens,
             "ttft_s": ttft, "p_abstain": round(p_abstain, 4)}
-    verdict = _judge(engine, prompt, gen.text, text, shown, p_abstain, config, question)
-    draft, guess = text, 0
-    if isinstance(verdict, str) and not _says_abstain(text) and config.second_guesses:
-        # the greedy answer failed a check (a neighbouring fact, the wrong span): the model's next most likely
-        # start among the messages' words gets one more try, under the same checks
-        tried = {engine.tokenize(text)[0]} if text else set()
-        for lp, start in sorted(zip(lps[1:], starts, strict=True), reverse=True):
-            if guess >= config.second_guesses or math.exp(lp) < config.min_guess_p:
-                break
-            if start in tried:
-                continue
-            tried.add(start)
-            guess += 1
-            cost["guess_p"] = round(math.exp(lp), 4)
-            head = engine.detokenize([start])
-            more = engine.generate(prompt + head, params)
-            cost["completion_tokens"] += more.completion_tokens
-            again = (head + more.text).rstrip("\\").strip()
-            verdict = _judge(engine, prompt, head + more.text, again, shown, p_abstain, config, question)
-            if not isinstance(verdict, str):
-                break
+    cited = _model_citation(engine, prompt + gen.text, len(shown)) if not _says_abstain(text) else []
+    raw = json.dumps({"answer": text, "citations": cited, "confidence": 1.0 - p_abstain})
+    verdict = check_answer(raw, shown, config, question)
     if isinstance(verdict, str):
-        return replace(_abstain(question, verdict, hits, t0, t_ret), draft=draft, guess=guess, **cost)
-    text, cited_hits, confidence = verdict
+        return replace(_abstain(question, verdict, hits, t0, t_ret), draft=text, **cost)
+    draft, (text, cited_hits, confidence) = text, verdict
     text = as_written(text, cited_hits)
     # "Friday" means the Friday after the message that said it
     spoken = resolve_day_words(text, cited_hits[0].message.ts)
     return Answer(question, text, False, [h.id for h in cited_hits], confidence, "answered", [h.id for h in hits],
-                  t_ret, time.perf_counter() - t0, spoken=spoken, draft=draft, guess=guess, **cost)
+                  t_ret, time.perf_counter() - t0, spoken=spoken, draft=draft, **cost)
 
-
-def _judge(engine: Engine, prompt: str, written: str, text: str, shown: list[Hit], p_abstain: float,
-           config: AskConfig, question: str) -> tuple[str, list[Hit], float] | str:
-    """One answer the model wrote → its checked verdict (with the message the model cites for it)."""
-    cited = _model_citation(engine, prompt + written, len(shown)) if not _says_abstain(text) else []
-    raw = json.dumps({"answer": text, "citations": cited, "confidence": 1.0 - p_abstain})
-    return check_answer(raw, shown, config, question)
-
-
-def _first_tokens(engine: Engine, shown: list[Hit]) -> list[int]:
-    """The tokens an answer copied from these messages can start with: each word's first, as written and
-    capitalised."""
-    words: set[str] = set()
-    for h in shown:
-        for word in re.findall(r"[^\s\"]+", h.message.text):
-            word = word.strip(".,!?;:()'’")
-            if word:
-                words |= {word, word[:1].upper() + word[1:]}
-    return sorted({t[0] for w in words if (t := engine.tokenize(w))})
 
 @dataclass
 class Asked:

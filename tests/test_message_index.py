@@ -159,6 +159,40 @@ def test_a_message_that_names_no_day_speaks_of_the_day_it_was_sent(indexed):
     assert f"not {other}" in check_answer(raw, [undated], AskConfig(), f"When is the pharmacy open on {other}?")
 
 
+def test_yes_no_answers_things_named_as_asked_and_the_message_about_the_question(indexed):
+    from device.ask import AskConfig, check_answer
+
+    _, index, _ = indexed
+    base = index.search("Booked Luigi's Carver Street", 1)[0]
+
+    def said(text: str, similarity: float = 0.6, id_: int = 1):
+        return replace(base, id=id_, message=replace(base.message, text=text, thread="#ubuntu", sender="karlheg"),
+                       before=None, similarity=similarity)
+
+    def raw(answer: str, cites: list[int]) -> str:
+        return json.dumps({"answer": answer, "citations": cites, "confidence": 0.9})
+    cfg = AskConfig()
+    # a yes or no is read from the message the model cites, which must still be about the question
+    scanner = [said("ThE__OnE, you don't need a virus scanner on linux")]
+    ok = check_answer(raw("no", [1]), scanner, cfg, "Does ThE__OnE need a virus scanner?")
+    assert not isinstance(ok, str) and ok[0] == "no" and ok[1] == scanner
+    assert "cited no message" in check_answer(raw("no", []), scanner, cfg, "Does ThE__OnE need a virus scanner?")
+    assert "does not mention 'Hugo'" in check_answer(raw("yes", [1]), scanner, cfg, "Does Hugo need a scanner?")
+    assert "no shown message" in check_answer(raw("no", [1]), scanner, cfg, "What does ThE__OnE need?")
+    # "file" is in the question, but the message names it as the command asked for: not an echo
+    command = [said("The 'file' command can help you identify what kind of file it is.")]
+    assert not isinstance(check_answer(raw("file", [1]), command, cfg, "Which command tells what kind of file it is?"),
+                          str)
+    p2p = [said("ThE__OnE: I got it from p2p, it is guides to linux")]
+    assert "repeats the question" in check_answer(raw("p2p", [1]), p2p, cfg, "What did ThE__OnE download from p2p?")
+    # the model cites a message that carries the answer but is not about the question; another one is
+    never = said("I never use Qt applications", 0.55, 1)
+    toolkit = said("Qt is the user interface widget toolkit used by KDE programs.", 0.65, 2)
+    moved = check_answer(raw("Qt", [1]), [never, toolkit], cfg, "What toolkit do KDE programs use?")
+    assert not isinstance(moved, str) and moved[1] == [toolkit]
+    assert "does not mention 'KDE'" in check_answer(raw("Qt", [1]), [never], cfg, "What toolkit do KDE programs use?")
+
+
 def test_question_names():
     from device.ask import question_names
 
