@@ -31,3 +31,9 @@ def models_dir() -> Path:
 def state_dir() -> Path:
     h = home()
     return h / "state" if h else REPO_ROOT / ".glassmate"
+
+
+def cache_dir() -> Path:
+    """Derived data rebuilt from installed packages when missing (no wearer data): e.g. the PII name lists."""
+    h = home()
+    return h / "cache" if h else REPO_ROOT / ".glassmate" / "cache"

@@ -51,3 +51,27 @@ def test_beats_presidio_vanilla_on_the_shared_benchmark():
 
     overall = evaluate(PII_FILE)["overall"]
     assert overall["recall"] > 0.603 and overall["f2"] > 0.618 and overall["precision"] >= 0.685, overall
+
+
+def test_name_lists_are_kept_in_the_cache_and_rebuilt_when_it_is_unreadable(tmp_path, monkeypatch):
+    from device.privacy import pii
+
+    monkeypatch.setenv("GLASSMATE_HOME", str(tmp_path))
+    pii.gazetteers.cache_clear()
+    try:
+        built = pii.gazetteers()
+        kept = list((tmp_path / "cache").glob("gazetteers-*.json"))
+        assert len(kept) == 1 and "kenosha" in built.places
+        pii.gazetteers.cache_clear()
+        assert pii.gazetteers() == built  # read back from the cache
+        kept[0].write_bytes(b"\xff{not json")  # a torn write or a bad disk
+        pii.gazetteers.cache_clear()
+        assert pii.gazetteers() == built and kept[0].read_text(encoding="utf-8").startswith("{")
+        blocked = tmp_path / "blocked"
+        blocked.mkdir()
+        (blocked / "cache").write_text("a file where the cache dir would be")  # cannot write there (even as root)
+        monkeypatch.setenv("GLASSMATE_HOME", str(blocked))
+        pii.gazetteers.cache_clear()
+        assert pii.gazetteers() == built  # the lists still come, built again
+    finally:
+        pii.gazetteers.cache_clear()

