@@ -764,7 +764,8 @@ def bench_ask(
         return
     table = Table("measure", "value", title=f"ask at {result['messages']} messages ({result['model']})")
     for key, value in result.items():
-        table.add_row(key, str(value))
+        if key != "samples":
+            table.add_row(key, str(value))
     console.print(table)
 
 
