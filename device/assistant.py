@@ -15,6 +15,7 @@ from device.engines.base import ChatMessage, Engine, Generation, GenerationParam
 from device.faithfulness import unsupported
 from device.inbox import Message, Thread
 from device.kvcache import ThreadKVCache
+from device.prefix_store import PrefixStore
 from device.privacy import hostile
 
 # Tokens kept free for the model's answer, per task.
@@ -121,8 +122,10 @@ def extractive_summary(messages: list[Message], most: int = 3, width: int = 120)
 
 class Assistant:
     def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
-                 kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[str, str] | None = None):
+                 kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[str, str] | None = None,
+                 prefix_store: PrefixStore | None = None):
         self.engine = engine
+        self.prefix_store = prefix_store  # system prompts' KV states on disk, for the next process
         self.adapters = dict(adapters or {})  # task -> adapter loaded in the engine; other tasks run the bare model
         self.guard = guard  # check every summary against its chat before it is shown
         self.temperature = temperature
@@ -168,13 +171,19 @@ class Assistant:
         recomputing it, so time to first token pays only for the messages themselves."""
         key = (self.engine.identity, system)
         state = self._prefixes.get(key)
-        if state is None:
-            cut = prompt.find(system)
-            if cut < 0:
-                return
-            self._prefixes[key] = self.engine.save_prefix(prompt[: cut + len(system)])
-        else:
+        if state is not None:
             self.engine.restore_prefix(state)
+            return
+        cut = prompt.find(system)
+        if cut < 0:
+            return
+        prefix = prompt[: cut + len(system)]
+        state = self.prefix_store.restore(self.engine, prefix) if self.prefix_store else None
+        if state is None:
+            state = self.engine.save_prefix(prefix)
+            if self.prefix_store:
+                self.prefix_store.save(self.engine, prefix, state)
+        self._prefixes[key] = state
 
     def _budget(self, reserve: int, builder=prompts.summary_messages, header: str | None = None) -> int:
         """Tokens available for transcript lines, after the answer and the fixed prompt text of `builder`."""

@@ -24,7 +24,8 @@ from device.catalog import CatalogError
 from device.embedder import EmbedderError
 from device.engines import EngineError, load_engine
 from device.inbox import FeedError, Thread, group_threads, read_feed, replay
-from device.paths import state_dir
+from device.paths import cache_dir, state_dir
+from device.prefix_store import PrefixStore
 from device.privacy import audit_log, open_gate
 from device.privacy.crypto import KeyFileError
 from device.retention import apply_retention, forget_thread
@@ -175,7 +176,7 @@ def _open_assistant(model: str | None, threads: int | None, n_ctx: int | None, a
     with err.status(f"loading {name}…"):
         engine = load_engine(name, n_ctx=n_ctx, n_threads=threads)
         tasks = attach(engine, name, adapter_files, registered=adapters)
-    return Assistant(engine, adapters=tasks)
+    return Assistant(engine, adapters=tasks, prefix_store=PrefixStore(cache_dir() / "prefixes"))
 
 
 def _feed_or_sample(feed: Path | None) -> list:

@@ -77,6 +77,9 @@ class Engine(Protocol):
     @property
     def identity(self) -> str: ...  # name, plus the adapter: KV states are only valid under the same one
 
+    @property
+    def fingerprint(self) -> str: ...  # identity plus the files (and runtime) behind it: for KV states kept on disk
+
     def load_adapter(self, name: str, path: Path) -> None: ...
 
     def use_adapter(self, name: str | None) -> None: ...
@@ -164,6 +167,12 @@ def stop_prefix_len(text: str, stops: tuple[str, ...]) -> int:
 
 def identity(name: str, adapter: str | None) -> str:
     return f"{name}+{adapter}" if adapter else name
+
+
+def file_fingerprint(path: Path) -> str:
+    """A file as it is now: a rebuilt model or adapter under the same name gets another fingerprint."""
+    st = Path(path).stat()
+    return f"{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

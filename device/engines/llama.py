@@ -23,6 +23,7 @@ from device.engines.base import (
     common_prefix,
     continuation_logprobs_by_rescoring,
     default_threads,
+    file_fingerprint,
     identity,
     run_to_end,
     stop_prefix_len,
@@ -53,11 +54,17 @@ class LlamaEngine:
         self._formatter = self._chat_formatter()
         self._grammars: dict[str, LlamaGrammar] = {}
         self._adapters: dict[str, object] = {}  # name -> llama_adapter_lora_p (freed with the model)
+        self._adapter_files: dict[str, Path] = {}
         self.adapter: str | None = None
 
     @property
     def identity(self) -> str:
         return identity(self.name, self.adapter)
+
+    @property
+    def fingerprint(self) -> str:
+        files = [self.path] + ([self._adapter_files[self.adapter]] if self.adapter else [])
+        return "|".join([self.identity, RUNTIME, *(file_fingerprint(f) for f in files)])
 
     # -- LoRA adapters ------------------------------------------------------------------------------------
     def load_adapter(self, name: str, path: Path) -> None:
@@ -72,6 +79,7 @@ class LlamaEngine:
             raise EngineError(f"llama.cpp could not load the LoRA adapter {path}: not a GGUF LoRA adapter for "
                               f"{self.name} (other architecture or sizes), or the file is corrupt")
         self._adapters[name] = ptr
+        self._adapter_files[name] = path
 
     def use_adapter(self, name: str | None) -> None:
         """Switch the adapter in effect (None: the bare model). The KV cache is cleared on a switch: states

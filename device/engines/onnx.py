@@ -30,6 +30,7 @@ from device.engines.base import (
     common_prefix,
     continuation_logprobs_by_rescoring,
     default_threads,
+    file_fingerprint,
     run_to_end,
     stop_prefix_len,
 )
@@ -149,6 +150,11 @@ class OnnxEngine:
     @property
     def identity(self) -> str:
         return self.name
+
+    @property
+    def fingerprint(self) -> str:
+        files = sorted(f for f in self.path.iterdir() if f.is_file())
+        return "|".join([self.identity, f"onnxruntime {ort.__version__}", *(file_fingerprint(f) for f in files)])
 
     def load_adapter(self, name: str, path: Path) -> None:
         raise EngineError(f"LoRA adapters run on the llama.cpp engine; {self.name} is an ONNX model. Use the "
