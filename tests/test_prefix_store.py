@@ -73,10 +73,17 @@ def test_an_unwritable_cache_only_costs_time(any_engine, tmp_path):
 
 
 def test_the_key_follows_the_model_file(engine, tmp_path):
+    from device.engines.base import file_fingerprint
+
     store = PrefixStore(tmp_path)
     before = store.path(engine, "x")
     assert before == store.path(engine, "x") and before != store.path(engine, "y")
     assert str(engine.path.resolve()) in engine.fingerprint and engine.identity in engine.fingerprint
+    weights = tmp_path / "adapter.gguf"
+    weights.write_bytes(b"one")
+    first = file_fingerprint(weights)
+    weights.write_bytes(b"rebuilt")  # the same name, other weights: their saved states must not be used
+    assert file_fingerprint(weights) != first
 
 
 def test_only_the_newest_states_are_kept(engine, tmp_path):
