@@ -19,7 +19,10 @@ holds, otherwise the wearer hears "I don't see that in your messages":
   to; it must share a content word with the question; a weekday asked about must be the one it talks about; and
   its similarity to the question must be within `max_relevance_gap` of the best retrieved message's. When the
   message the model cites fails these but another shown message carries the answer and passes, that one is cited,
-- the model's probability of answering at all is at least `min_confidence`.
+- the model's probability of answering at all is at least `min_confidence`,
+- the answer answers this question, not none: the model must find it at least `min_question_gain` nats likelier
+  after the question than after "What do the messages say?" ("How many pages does Piranesi have?" — "12", from
+  "the library has a waiting list of 12", is what stands out in the messages whatever is asked).
 A scored second look by the same model ("do these messages state this answer?") was tried and dropped: with
 qwen2.5-0.5b its P(yes) did not separate right answers from wrong ones (README). So was a second guess (when the
 checks refuse the greedy answer, generate again from the model's next most likely first word of the messages):
@@ -73,6 +76,8 @@ class Answer:
     spoken: str = ""  # what the wearer hears: the answer with its day words dated ("Friday 27 November")
     p_abstain: float = 0.0  # the model's probability of starting its answer with "I don't see that…"
     draft: str = ""  # what the model answered before the checks, kept when a check refuses it: to see why
+    # log p(answer | this question) - log p(answer | "What do the messages say?"), in nats; None if not scored
+    question_gain: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -85,6 +90,9 @@ class AskConfig:
     min_similarity: float = 0.25
     min_confidence: float = 0.5  # the model's probability of not starting "I don't see that…"
     max_relevance_gap: float = 0.2  # cosine; chosen on the project question set (see README)
+    # nats: how much likelier the model's answer must be as the answer to this question than to no question at
+    # all ("What do the messages say?"); chosen on the project question set (see README)
+    min_question_gain: float = 2.0
 
 
 def _abstain(question: str, reason: str, hits: list[Hit], t0: float, t_ret: float) -> Answer:
@@ -322,6 +330,21 @@ def _model_citation(engine: Engine, answered: str, n: int) -> list[int]:
     return [1 + max(range(n), key=lps.__getitem__)]
 
 
+def _question_gain(assistant: Assistant, asked: list[int], lines: list[str], today: str, answer: str) -> float:
+    """How much likelier the model finds its answer as the answer to the question than as what the messages say
+    when nothing is asked. A small model asked for something the messages do not say ("How many pages does
+    Piranesi have?") answers with the fact that stands out in them ("12", a waiting list): an answer it would give
+    just as readily to no question does not answer this one. Cheap: the context still holds the question's prompt
+    and the question-less one shares all of it up to the question."""
+    engine = assistant.engine
+    said = engine.tokenize(answer) + engine.tokenize('"')
+    unasked = engine.tokenize_prompt(
+        assistant.prepare("ask", prompts.ask_messages(prompts.ASK_UNASKED, lines, today)) + prompts.ASK_OPEN)
+    with_question, without = (sum(lps[0]) for lps in (engine.continuation_logprobs(asked, [said]),
+                                                      engine.continuation_logprobs(unasked, [said])))
+    return with_question - without
+
+
 def _says_abstain(text: str) -> bool:
     return text.rstrip(".").lower() == prompts.ABSTAIN.rstrip(".").lower()
 
@@ -339,7 +362,8 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     # in time order, as the wearer would read them
     shown = sorted(hits[:config.show], key=lambda h: (h.message.ts, h.id))
     today = (now or datetime.now().astimezone()).strftime("%A %d %B")
-    messages = prompts.ask_messages(question, prompts.ask_lines([h.message for h in shown]), today)
+    lines = prompts.ask_lines([h.message for h in shown])
+    messages = prompts.ask_messages(question, lines, today)
     engine = assistant.engine
     t_model = time.perf_counter()
     prompt = assistant.prepare("ask", messages) + prompts.ASK_OPEN
@@ -361,6 +385,11 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     if isinstance(verdict, str):
         return replace(_abstain(question, verdict, hits, t0, t_ret), draft=text, **cost)
     draft, (text, cited_hits, confidence) = text, verdict
+    gain = _question_gain(assistant, opened, lines, today, draft)
+    cost["question_gain"] = round(gain, 2)
+    if gain < config.min_question_gain:
+        why = f"the model gives this answer as readily with no question asked (gain {gain:.1f} nats)"
+        return replace(_abstain(question, why, hits, t0, t_ret), draft=draft, **cost)
     text = as_written(text, cited_hits)
     # "Friday" means the Friday after the message that said it
     spoken = resolve_day_words(text, cited_hits[0].message.ts)

@@ -176,6 +176,8 @@ ASK_SYSTEM = ("You answer the wearer's question about their own chat messages, u
 # The model's answer starts here. Its probability of starting with the abstention is read before it writes.
 ASK_OPEN = '{"answer": "'
 ASK_CITE = '", "citations": ['
+# The question an answer is weighed against: what the model would say of the messages with nothing asked.
+ASK_UNASKED = "What do the messages say?"
 
 
 def ask_lines(messages: list[Message]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -251,3 +252,35 @@ def test_the_glasses_answer_a_spoken_question_from_the_messages(indexed, engine,
     assert far.view == "answer" and far.answer["abstained"] and far.answer["cited"] == []
     assert far.say == "I don't see that in your messages."
     assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").iterdir())
+
+
+def test_an_answer_the_model_gives_as_readily_to_no_question_is_refused(indexed, model_spec):
+    """The question gain is what it says — log p(answer | question) − log p(answer | "What do the messages
+    say?"), scored from scratch here — and an answer short of `min_question_gain` is refused, its draft kept."""
+    from device import prompts
+    from device.ask import AskConfig, ask
+    from device.assistant import Assistant
+    from device.engines import load_engine
+    from device.engines.base import continuation_logprobs_by_rescoring
+
+    _, index, _ = indexed
+    engine = load_engine(model_spec.name, n_ctx=2048, n_threads=2)
+    assistant = Assistant(engine)
+    now = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    questions = ("What time is dinner on Friday?", "Who should we leave the key with?", "How many seats does Priya "
+                 "have?", "Which room is the design review in?", "What time does Boulderwelt Ost open?")
+    anyway = AskConfig(min_question_gain=-math.inf)
+    answered = [(q, r) for q in questions if not (r := ask(assistant, index, q, now, anyway)).abstained]
+    assert answered, "the test model answered none of the questions"
+    question, result = answered[0]
+    shown = sorted((index.messages[i] for i in result.retrieved[:anyway.show]), key=lambda m: m.ts)
+    lines, today = prompts.ask_lines(shown), now.strftime("%A %d %B")
+    said = engine.tokenize(result.draft) + engine.tokenize('"')
+
+    def scored(q: str) -> float:
+        prompt = engine.format_chat(prompts.ask_messages(q, lines, today)) + prompts.ASK_OPEN
+        return sum(continuation_logprobs_by_rescoring(engine, engine.tokenize_prompt(prompt), [said])[0])
+    assert result.question_gain == pytest.approx(scored(question) - scored(prompts.ASK_UNASKED), abs=0.2)
+    strict = ask(assistant, index, question, now, AskConfig(min_question_gain=result.question_gain + 0.5))
+    assert strict.abstained and strict.citations == [] and "no question asked" in strict.reason
+    assert strict.draft == result.draft and strict.question_gain == result.question_gain

@@ -246,7 +246,9 @@ class LlamaEngine:
         return [float(logits[c] - norm) for c in candidates]
 
     def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
-        """The prefix is decoded once; each continuation is decoded after it, then removed from the KV cache."""
+        """The prefix is decoded once — only what the context does not already hold of it — and each
+        continuation after it, then removed from the KV cache; the prefix stays, so scoring an answer right
+        after generating it, or under a prompt that differs only at its end, reads a few tokens."""
         import numpy as np
 
         if not prefix or not continuations:
@@ -264,10 +266,13 @@ class LlamaEngine:
             m = rows.max(axis=-1, keepdims=True)
             return rows - (m + np.log(np.exp(rows - m).sum(axis=-1, keepdims=True)))
 
-        self.reset()
+        have = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        keep = min(common_prefix(have, prefix), len(prefix) - 1)  # the prefix's last token is run: its logits
         out: list[list[float]] = []
         try:
-            for i in range(0, len(prefix), step):  # only the prefix's last position needs its logits
+            self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+            self.llm.n_tokens = keep
+            for i in range(keep, len(prefix), step):  # only the prefix's last position needs its logits
                 self.llm._batch.set_batch(batch=prefix[i:i + step], n_past=i, logits_all=False)
                 self.llm._ctx.decode(self.llm._batch)
             first = log_softmax(np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(n_vocab,)).copy())
@@ -277,15 +282,19 @@ class LlamaEngine:
                     continue
                 lps = [float(first[cont[0]])]
                 if len(cont) > 1:
-                    self.llm._ctx.kv_cache_seq_rm(0, len(prefix), -1)
+                    self.llm._ctx.kv_cache_seq_rm(-1, len(prefix), -1)
                     self.llm._batch.set_batch(batch=cont[:-1], n_past=len(prefix), logits_all=True)
                     self.llm._ctx.decode(self.llm._batch)
                     rows = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=((len(cont) - 1) * n_vocab,))
                     lp = log_softmax(rows.reshape(len(cont) - 1, n_vocab))
                     lps += [float(lp[j, cont[j + 1]]) for j in range(len(cont) - 1)]
                 out.append(lps)
-        finally:
-            self.reset()
+            self.llm._ctx.kv_cache_seq_rm(-1, len(prefix), -1)
+            self.llm.input_ids[keep:len(prefix)] = prefix[keep:]
+            self.llm.n_tokens = len(prefix)
+        except BaseException:
+            self.reset()  # the context no longer matches its bookkeeping
+            raise
         return out
 
     def token_logprobs(self, tokens: list[int]) -> list[float]:

@@ -240,7 +240,25 @@ class OnnxEngine:
         return out
 
     def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
-        return continuation_logprobs_by_rescoring(self, prefix, continuations)
+        """The prefix is evaluated once (only what the cache does not hold of it), each continuation after it and
+        then cut off again: the prefix stays cached."""
+        if not prefix or not continuations:
+            return continuation_logprobs_by_rescoring(self, prefix, continuations)
+        longest = max(len(c) for c in continuations)
+        if len(prefix) + longest > self.n_ctx:
+            raise EngineError(f"{len(prefix) + longest} tokens exceed the context of {self.n_ctx}")
+        logits = self._prefill(prefix).astype(np.float64)
+        first = logits - _logsumexp(logits[None, :])[0]
+        out: list[list[float]] = []
+        for cont in continuations:
+            lps = [float(first[cont[0]])] if cont else []
+            for i in range(0, len(cont) - 1, PREFILL_CHUNK):
+                rows = self._forward(cont[i:min(i + PREFILL_CHUNK, len(cont) - 1)]).astype(np.float64)
+                lp = rows - _logsumexp(rows)
+                lps += [float(lp[j, cont[i + j + 1]]) for j in range(len(rows))]
+            self._truncate(len(prefix))
+            out.append(lps)
+        return out
 
     def next_token_logprobs(self, tokens: list[int], candidates: list[int]) -> list[float]:
         if not tokens or len(tokens) >= self.n_ctx:
