@@ -146,3 +146,4 @@ def test_next_token_scores_match_full_scoring_and_leave_the_prompt_in_the_contex
     assert any_engine.next_token_logprobs(tokens, candidates) == pytest.approx(scored, abs=2e-3)
     gen = any_engine.generate(prompt, GenerationParams(max_tokens=2, temperature=0))
     assert gen.cached_prompt_tokens >= len(tokens) - 1  # the generation read only what scoring had not
+

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import llama_cpp
+import numpy as np
 from llama_cpp import Llama, LlamaGrammar
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -248,47 +249,31 @@ class LlamaEngine:
     def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
         """The prefix is decoded once — only what the context does not already hold of it — and each
         continuation after it, then removed from the KV cache; the prefix stays, so scoring an answer right
-        after generating it, or under a prompt that differs only at its end, reads a few tokens."""
-        import numpy as np
-
+        after generating it, or under a prompt that differs only at its end, reads a few tokens. A single
+        continuation is read in the same decode call as the prefix's unread end."""
         if not prefix or not continuations:
             return continuation_logprobs_by_rescoring(self, prefix, continuations)
         longest = max(len(c) for c in continuations)
         if len(prefix) + longest > self.n_ctx:
             raise EngineError(f"{len(prefix) + longest} tokens exceed the context of {self.n_ctx}")
-        step = self.llm.n_batch
-        if longest > step:
+        if longest > self.llm.n_batch:
             return continuation_logprobs_by_rescoring(self, prefix, continuations)
-        n_vocab = self.llm.n_vocab()
-
-        def log_softmax(rows: np.ndarray) -> np.ndarray:
-            rows = rows.astype(np.float64)
-            m = rows.max(axis=-1, keepdims=True)
-            return rows - (m + np.log(np.exp(rows - m).sum(axis=-1, keepdims=True)))
-
         have = self.llm.input_ids[: self.llm.n_tokens].tolist()
         keep = min(common_prefix(have, prefix), len(prefix) - 1)  # the prefix's last token is run: its logits
-        out: list[list[float]] = []
         try:
             self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
             self.llm.n_tokens = keep
-            for i in range(keep, len(prefix), step):  # only the prefix's last position needs its logits
-                self.llm._batch.set_batch(batch=prefix[i:i + step], n_past=i, logits_all=False)
-                self.llm._ctx.decode(self.llm._batch)
-            first = log_softmax(np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(n_vocab,)).copy())
-            for cont in continuations:
-                if not cont:
-                    out.append([])
-                    continue
-                lps = [float(first[cont[0]])]
-                if len(cont) > 1:
+            if len(continuations) == 1 and len(prefix) - keep + longest - 1 <= self.llm.n_batch:
+                rows = self._decode(prefix[keep:] + continuations[0][:-1], keep, from_row=len(prefix) - keep - 1)
+                out = [_scored(rows, continuations[0])]
+            else:
+                for i in range(keep, len(prefix), self.llm.n_batch):  # only the last position's logits are read
+                    first = self._decode(prefix[i:i + self.llm.n_batch], i)
+                out = []
+                for cont in continuations:
                     self.llm._ctx.kv_cache_seq_rm(-1, len(prefix), -1)
-                    self.llm._batch.set_batch(batch=cont[:-1], n_past=len(prefix), logits_all=True)
-                    self.llm._ctx.decode(self.llm._batch)
-                    rows = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=((len(cont) - 1) * n_vocab,))
-                    lp = log_softmax(rows.reshape(len(cont) - 1, n_vocab))
-                    lps += [float(lp[j, cont[j + 1]]) for j in range(len(cont) - 1)]
-                out.append(lps)
+                    rows = self._decode(cont[:-1], len(prefix), from_row=0) if len(cont) > 1 else first[:0]
+                    out.append(_scored(np.concatenate([first, rows]), cont))
             self.llm._ctx.kv_cache_seq_rm(-1, len(prefix), -1)
             self.llm.input_ids[keep:len(prefix)] = prefix[keep:]
             self.llm.n_tokens = len(prefix)
@@ -296,6 +281,18 @@ class LlamaEngine:
             self.reset()  # the context no longer matches its bookkeeping
             raise
         return out
+
+    def _decode(self, tokens: list[int], n_past: int, from_row: int | None = None) -> np.ndarray:
+        """Decode `tokens` after position n_past; the logits (a copy, rows x vocab) of the positions from
+        `from_row` on, or of the last one. Only those rows are computed: the output layer over a 150k-word
+        vocabulary costs as much as a layer of the model per row."""
+        self.llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=False)
+        first = len(tokens) - 1 if from_row is None else from_row
+        for i in range(first, len(tokens)):
+            self.llm._batch.batch.logits[i] = True
+        self.llm._ctx.decode(self.llm._batch)
+        rows, n_vocab = len(tokens) - first, self.llm.n_vocab()
+        return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(rows * n_vocab,)).reshape(rows, n_vocab).copy()
 
     def token_logprobs(self, tokens: list[int]) -> list[float]:
         """log p(tokens[i] | tokens[:i]) for i >= 1, from an empty context (perplexity).
@@ -325,3 +322,11 @@ class LlamaEngine:
         finally:
             self.reset()
         return out
+
+
+def _scored(logits: np.ndarray, cont: list[int]) -> list[float]:
+    """log p(cont[j] | …) from the logits row before each token (row j predicts cont[j])."""
+    rows = logits[: len(cont)].astype(np.float64)
+    m = rows.max(axis=-1, keepdims=True)
+    lp = rows - (m + np.log(np.exp(rows - m).sum(axis=-1, keepdims=True)))
+    return [float(lp[j, cont[j]]) for j in range(len(cont))]
