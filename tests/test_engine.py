@@ -79,3 +79,16 @@ def test_missing_model_says_how_to_fetch(tmp_path, monkeypatch):
 
     with pytest.raises(CatalogError, match="glassmate models fetch smollm2-135m"):
         load_engine("smollm2-135m")
+
+
+def test_json_strings_cannot_hold_raw_control_characters():
+    """llama-cpp-python's schema converter allowed them: on an AVX-512 machine SmolLM2 sampled a raw newline inside
+    a reply and the output was not JSON (the test above failed there)."""
+    from llama_cpp import LlamaGrammar
+
+    from device.engines.llama import json_grammar
+
+    gbnf = json_grammar(json.dumps(REPLIES_SCHEMA))
+    chars = next(line for line in gbnf.splitlines() if line.startswith("char ::="))
+    assert chars.startswith('char ::= [^"\\\\\\x7F\\x00-\\x1F]')
+    assert LlamaGrammar.from_string(gbnf, verbose=False)

@@ -135,7 +135,7 @@ class LlamaEngine:
     def _grammar(self, schema: dict) -> LlamaGrammar:
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
-            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            self._grammars[key] = LlamaGrammar.from_string(json_grammar(key), verbose=False)
         return self._grammars[key]
 
     def stream(self, prompt: str, params: GenerationParams) -> TokenStream:
@@ -330,3 +330,22 @@ def _scored(logits: np.ndarray, cont: list[int]) -> list[float]:
     m = rows.max(axis=-1, keepdims=True)
     lp = rows - (m + np.log(np.exp(rows - m).sum(axis=-1, keepdims=True)))
     return [float(lp[j, cont[j]]) for j in range(len(cont))]
+
+
+# llama-cpp-python's schema converter lets a string hold raw control characters (`char ::= [^"\\] | …`), so a
+# sampled newline inside a string made the output invalid JSON (json.loads: "Invalid control character");
+# llama.cpp's own converter excludes them, as JSON does
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def json_grammar(schema: str) -> str:
+    """GBNF for a JSON schema whose strings hold no raw control characters."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    gbnf = json_schema_to_gbnf(schema)
+    if _JSON_CHAR not in gbnf:
+        if _LOOSE_CHAR not in gbnf:
+            raise EngineError("llama-cpp-python's JSON grammar changed: its string characters rule was not found")
+        gbnf = gbnf.replace(_LOOSE_CHAR, _JSON_CHAR)
+    return gbnf
