@@ -78,6 +78,7 @@ class Answer:
     draft: str = ""  # what the model answered before the checks, kept when a check refuses it: to see why
     # log p(answer | this question) - log p(answer | "What do the messages say?"), in nats; None if not scored
     question_gain: float | None = None
+    question_gain_s: float = 0.0  # what scoring it cost
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -385,8 +386,9 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     if isinstance(verdict, str):
         return replace(_abstain(question, verdict, hits, t0, t_ret), draft=text, **cost)
     draft, (text, cited_hits, confidence) = text, verdict
+    t_gain = time.perf_counter()
     gain = _question_gain(assistant, opened, lines, today, draft)
-    cost["question_gain"] = round(gain, 2)
+    cost |= {"question_gain": round(gain, 2), "question_gain_s": time.perf_counter() - t_gain}
     if gain < config.min_question_gain:
         why = f"the model gives this answer as readily with no question asked (gain {gain:.1f} nats)"
         return replace(_abstain(question, why, hits, t0, t_ret), draft=draft, **cost)

@@ -281,6 +281,7 @@ def test_an_answer_the_model_gives_as_readily_to_no_question_is_refused(indexed,
         prompt = engine.format_chat(prompts.ask_messages(q, lines, today)) + prompts.ASK_OPEN
         return sum(continuation_logprobs_by_rescoring(engine, engine.tokenize_prompt(prompt), [said])[0])
     assert result.question_gain == pytest.approx(scored(question) - scored(prompts.ASK_UNASKED), abs=0.2)
+    assert 0 < result.question_gain_s < result.total_s  # its cost, part of the answer's time
     strict = ask(assistant, index, question, now, AskConfig(min_question_gain=result.question_gain + 0.5))
     assert strict.abstained and strict.citations == [] and "no question asked" in strict.reason
     assert strict.draft == result.draft and strict.question_gain == result.question_gain
