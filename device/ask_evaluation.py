@@ -140,7 +140,8 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
                              "citations": result.citations, "retrieved": result.retrieved,
                              "ttft_s": result.ttft_s, "prompt_tokens": result.prompt_tokens,
                              "completion_tokens": result.completion_tokens, "p_abstain": result.p_abstain,
-                             "draft": result.draft, "question_gain": result.question_gain})
+                             "draft": result.draft, "question_gain": result.question_gain,
+                             "weakest_word": result.weakest_word, "word_gain": result.word_gain})
                 done += 1
                 if progress:
                     progress(done, len(questions))

@@ -203,6 +203,20 @@ def test_question_names():
     assert question_names("Is my bank PIN in there?") == ["PIN"]
 
 
+def test_the_words_a_question_is_about_are_dropped_one_at_a_time():
+    from device.ask import without_each_word
+
+    # names are held to the message apart ("Christmas", "Grandpa"); question and stop words say nothing of the topic
+    assert without_each_word("Which hotel are we staying at for Christmas?", "The café") == [
+        ("hotel", "Which are we staying at for Christmas?"), ("staying", "Which hotel are we at for Christmas?")]
+    # "how old" asks for an age: "old" is the kind of answer, like "how much"
+    assert without_each_word("How old is Grandpa turning?", "80") == [("turning", "How old is Grandpa?")]
+    # a word the answer says itself is answered by it
+    assert [w for w, _ in without_each_word("Which room is free for the design review?", "Room 3.14")] == \
+        ["free", "design", "review"]
+    assert without_each_word("When is the dinner deposit due?", "8pm")[-1] == ("due", "When is the dinner deposit?")
+
+
 def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_spec):
     from device.ask import ask
     from device.assistant import Assistant
@@ -285,3 +299,39 @@ def test_an_answer_the_model_gives_as_readily_to_no_question_is_refused(indexed,
     strict = ask(assistant, index, question, now, AskConfig(min_question_gain=result.question_gain + 0.5))
     assert strict.abstained and strict.citations == [] and "no question asked" in strict.reason
     assert strict.draft == result.draft and strict.question_gain == result.question_gain
+
+
+def test_an_answer_that_fits_the_question_better_without_one_of_its_words_is_refused(indexed, model_spec):
+    """The word gain is what it says — the least, over the words the question is about, of log p(answer |
+    question) − log p(answer | the question without that word), scored from scratch here — and an answer below
+    `min_word_gain` is refused, its draft kept."""
+    from device import prompts
+    from device.ask import AskConfig, ask, without_each_word
+    from device.assistant import Assistant
+    from device.engines import load_engine
+    from device.engines.base import continuation_logprobs_by_rescoring
+
+    _, index, _ = indexed
+    engine = load_engine(model_spec.name, n_ctx=2048, n_threads=2)
+    assistant = Assistant(engine)
+    now = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    questions = ("What time is dinner on Friday?", "Who should we leave the key with?", "How many seats does Priya "
+                 "have?", "Which room is the design review in?", "What time does Boulderwelt Ost open?")
+    anyway = AskConfig(min_question_gain=-math.inf, min_word_gain=-math.inf)
+    answered = [(q, r) for q in questions if not (r := ask(assistant, index, q, now, anyway)).abstained
+                and r.word_gain is not None]
+    assert answered, "the test model answered none of the questions with words to drop"
+    question, result = answered[0]
+    shown = sorted((index.messages[i] for i in result.retrieved[:anyway.show]), key=lambda m: m.ts)
+    lines, today = prompts.ask_lines(shown), now.strftime("%A %d %B")
+    said = engine.tokenize(result.draft) + engine.tokenize('"')
+
+    def scored(q: str) -> float:
+        prompt = engine.format_chat(prompts.ask_messages(q, lines, today)) + prompts.ASK_OPEN
+        return sum(continuation_logprobs_by_rescoring(engine, engine.tokenize_prompt(prompt), [said])[0])
+    gains = {w: scored(question) - scored(q) for w, q in without_each_word(question, result.draft)}
+    assert result.weakest_word == min(gains, key=gains.__getitem__)
+    assert result.word_gain == pytest.approx(min(gains.values()), abs=0.2)
+    strict = ask(assistant, index, question, now, replace(anyway, min_word_gain=result.word_gain + 0.5))
+    assert strict.abstained and strict.citations == [] and "better without" in strict.reason
+    assert strict.draft == result.draft and strict.word_gain == result.word_gain
