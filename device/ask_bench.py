@@ -94,7 +94,7 @@ def run_bench(assistant: Assistant, embedder: Embedder, irc: Path, questions_pat
         "ask_p50_s": round(statistics.median(total), 3), "ask_p90_s": round(percentile(total, 0.9), 3),
         "ask_max_s": round(max(total), 3), "ttft_p50_s": round(statistics.median(ttft), 3) if ttft else None,
         "ttft_p90_s": round(percentile(ttft, 0.9), 3) if ttft else None,
-        # the answer's question-gain check (ask.py), part of ask's time, for the answers that got that far
+        # the question-gain and word-gain checks (ask.py), part of ask's time, for the answers that got that far
         "question_gain_p50_s": round(statistics.median(gain), 3) if gain else None,
         "question_gain_p90_s": round(percentile(gain, 0.9), 3) if gain else None,
         "samples": samples,  # per question, to see what the slow ones read

@@ -709,7 +709,8 @@ def eval_ask_cmd(
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(to_json(result) | {"data": str(data), "show": config.show,
-                                                     "min_confidence": config.min_confidence, "machine": machine_info(),
+                                                     "min_confidence": config.min_confidence,
+                                                     "machine": machine_info(assistant.engine),
                                                      "command": " ".join(["glassmate", *sys.argv[1:]])},
                                   indent=2, ensure_ascii=False) + "\n")
     if as_json:
@@ -758,7 +759,7 @@ def bench_ask(
                 raise fail(str(exc)) from None
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result | {"machine": machine_info(), "command": " ".join(
+        out.write_text(json.dumps(result | {"machine": machine_info(assistant.engine), "command": " ".join(
             ["glassmate", *sys.argv[1:]])}, indent=2) + "\n")
     if as_json:
         print(json.dumps(result, indent=2))

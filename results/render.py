@@ -207,12 +207,16 @@ def ask_table() -> str:
     for b in benches:
         ttft = f" (the model reading the messages: {b['ttft_p50_s']:.2f} s)" if b.get("ttft_p50_s") else ""
         p90 = f" (reading: {b['ttft_p90_s']:.2f} s)" if b.get("ttft_p90_s") else ""
-        gain = f"; of which the question-gain check p50 {b['question_gain_p50_s']:.2f} s (p90 " \
+        gain = f"; of which the question-gain and word-gain checks p50 {b['question_gain_p50_s']:.2f} s (p90 " \
             f"{b['question_gain_p90_s']:.2f} s) on the answers that reach it" if b.get("question_gain_p50_s") else ""
         samples = b.get("samples") or []
         first = " — the first question, which also reads the system prompt once" if samples and max(
             samples, key=lambda r: r["s"]) is samples[0] else ""
-        out += [f"With {b['messages']} messages in the store ({b['model']}, {b['threads']} threads): indexing "
+        build = b.get("machine", {}).get("runtime_build", "")
+        # the same machine with llama.cpp built for fewer CPU features: what the build is worth, apart from the CPU
+        built = ", llama.cpp built for AVX2 without AVX-512 (`CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX512=OFF " \
+            "-DGGML_AVX_VNNI=OFF\"`)" if build and "AVX512 = 1" not in build and "AVX2 = 1" in build else ""
+        out += [f"With {b['messages']} messages in the store ({b['model']}, {b['threads']} threads{built}): indexing "
                 f"{b['embed_per_s']:.0f} messages/s, one new message indexed in {b['index_one_message_ms']:.0f} ms; "
                 f"sealed vectors {b['sealed_vectors_mb_per_10k']:.1f} MB and faiss {b['faiss_ram_mb_per_10k']:.1f} MB "
                 f"of RAM per 10k messages; retrieval p50 {b['retrieval_p50_ms']:.0f} ms; ask end to end p50 "

@@ -63,6 +63,12 @@ class LlamaEngine:
         return identity(self.name, self.adapter)
 
     @property
+    def build(self) -> str:
+        """The CPU features this llama.cpp build uses ("AVX2 = 1 | AVX512 = 0 | …"): a speed depends on them as
+        much as on the CPU."""
+        return llama_cpp.llama_print_system_info().decode(errors="replace").strip()
+
+    @property
     def fingerprint(self) -> str:
         files = [self.path] + ([self._adapter_files[self.adapter]] if self.adapter else [])
         return "|".join([self.identity, RUNTIME, *(file_fingerprint(f) for f in files)])
