@@ -94,16 +94,32 @@ def load_catalog(path: Path | None = None) -> dict[str, ModelSpec]:
     return specs
 
 
+def _catalog_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogError(f"cannot read the model catalog {path}: {exc}") from exc
+
+
 def default_model(path: Path | None = None) -> str:
     """The catalog's `default` model: the one chosen by measurement (see README)."""
     path = path or catalog_path()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise CatalogError(f"cannot read the model catalog {path}: {exc}") from exc
+    raw = _catalog_toml(path)
     name = raw.get("default")
     if not name or name not in raw.get("models", {}):
         raise CatalogError(f"the model catalog {path} names no valid default model")
+    return name
+
+
+def ask_model(path: Path | None = None) -> str:
+    """The catalog's `ask` model — the one ask's abstention thresholds were chosen on, perhaps a variant built
+    from a catalog model (`qwen2.5-0.5b@Q8_0`) — or its default model when it names none."""
+    path = path or catalog_path()
+    name = _catalog_toml(path).get("ask")
+    if not name:
+        return default_model(path)
+    if name.partition("@")[0] not in _catalog_toml(path).get("models", {}):
+        raise CatalogError(f"the model catalog {path} names an `ask` model that is not in it: {name!r}")
     return name
 
 

@@ -49,6 +49,8 @@ err = Console(stderr=True)
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog model (default: the catalog's) or a "
                                               "built variant: NAME@Q8_0, NAME@onnx-int8 (glassmate quantize)")]
+AskModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog model or built variant (default: the "
+                                                 "catalog's ask model, the one ask's thresholds were chosen on)")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads (default: all cores)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 AdaptersOpt = Annotated[bool, typer.Option("--adapters/--no-adapters", help="use the task adapters built for this "
@@ -372,7 +374,8 @@ def hud(
 
 
 def _hud_asker(assistant, store: MessageStore, threads: int | None):
-    """Questions about the messages on the glasses, when the `ask` extra (embedder + index) is installed."""
+    """Questions about the messages on the glasses, when the `ask` extra (embedder + index) is installed; answered
+    by the catalog's ask model when it is there, else by the session's model."""
     from device.ask import InboxAsker
     from device.catalog import CatalogError
     from device.embedder import EmbedderError
@@ -383,6 +386,13 @@ def _hud_asker(assistant, store: MessageStore, threads: int | None):
         err.print(f"[yellow]questions about your messages are off:[/] {exc} (pip install 'glassmate[ask]')",
                   highlight=False)
         return None
+    name = catalog.ask_model()
+    if name != assistant.engine.name:
+        try:
+            assistant = _open_assistant(name, threads, None, adapters=False)
+        except (CatalogError, EngineError) as exc:
+            err.print(f"[yellow]questions about your messages are answered by {assistant.engine.name}, not the "
+                      f"ask model:[/] {exc}", highlight=False)
     return InboxAsker(assistant, index)
 
 
@@ -642,7 +652,7 @@ def _ask_config(k: int, show: int | None, min_confidence: float | None = None):
 def ask(
     question: Annotated[str, typer.Argument(help="what to ask about your messages")],
     feed: Annotated[Path | None, typer.Option(help="add this JSONL feed to the store first")] = None,
-    store_path: StoreOpt = None, model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    store_path: StoreOpt = None, model: AskModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     k: Annotated[int, typer.Option(help="messages retrieved")] = 5,
     show: Annotated[int | None, typer.Option(help="of them, how many the model reads (default: AskConfig)")] = None,
     min_confidence: Annotated[float | None, typer.Option(
@@ -657,7 +667,7 @@ def ask(
         if feed is not None:
             store.add(read_feed(feed))
         index, _ = _open_index(store, threads)
-        assistant = _open_assistant(model, threads, n_ctx, adapters=False)
+        assistant = _open_assistant(model or catalog.ask_model(), threads, n_ctx, adapters=False)
         when = datetime.fromisoformat(now) if now else None
         with err.status("answering…"):
             try:
@@ -682,7 +692,7 @@ def ask(
 def eval_ask_cmd(
     data: Annotated[Path, typer.Option(help="question set (JSONL; see device/ask_evaluation.py)")] = Path(
         "tests/fixtures/ask/questions.jsonl"),
-    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    model: AskModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     k: Annotated[int, typer.Option(help="messages retrieved per question")] = 5,
     show: Annotated[int | None, typer.Option(help="of them, how many the model reads (default: AskConfig)")] = None,
     min_confidence: Annotated[float | None, typer.Option(
@@ -699,7 +709,7 @@ def eval_ask_cmd(
         questions = read_questions(data)
         config = _ask_config(k, show, min_confidence)
         fetch_embedder()
-        assistant = _open_assistant(model, threads, n_ctx, adapters=False)
+        assistant = _open_assistant(model or catalog.ask_model(), threads, n_ctx, adapters=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             bar = progress.add_task(f"asking {assistant.engine.name}", total=len(questions))
@@ -736,7 +746,7 @@ def bench_ask(
     data: Annotated[Path, typer.Option(help="question set (its inboxes join the filler)")] = Path(
         "tests/fixtures/ask/questions.jsonl"),
     messages: Annotated[int, typer.Option(help="messages in the store")] = 10_000,
-    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    model: AskModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON here too")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -748,7 +758,7 @@ def bench_ask(
 
     with clear_errors():
         fetch_embedder()
-        assistant = _open_assistant(model, threads, n_ctx, adapters=False)
+        assistant = _open_assistant(model or catalog.ask_model(), threads, n_ctx, adapters=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             bar = progress.add_task(f"indexing {messages} messages, then asking", total=None)

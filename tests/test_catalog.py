@@ -95,3 +95,16 @@ def test_unknown_package_is_a_clear_error(tmp_path, monkeypatch):
 def test_unknown_model_lists_the_catalog():
     with pytest.raises(CatalogError, match="the catalog has: .*smollm2-135m"):
         catalog.get_model("gpt-9")
+
+
+def test_ask_answers_with_the_model_its_thresholds_were_chosen_on(tmp_path):
+    assert catalog.ask_model() == "qwen2.5-0.5b@Q8_0"
+    text = catalog.catalog_path().read_text(encoding="utf-8")
+    assert 'ask = "qwen2.5-0.5b@Q8_0"\n' in text
+    without = tmp_path / "without.toml"
+    without.write_text(text.replace('ask = "qwen2.5-0.5b@Q8_0"\n', ""), encoding="utf-8")
+    assert catalog.ask_model(without) == catalog.default_model(without)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text(text.replace('ask = "qwen2.5-0.5b@Q8_0"', 'ask = "gpt-9@Q8_0"'), encoding="utf-8")
+    with pytest.raises(CatalogError, match="not in it"):
+        catalog.ask_model(unknown)
