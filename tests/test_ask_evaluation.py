@@ -22,6 +22,17 @@ def test_the_question_set_is_whole():
             assert any(s in m.text for m in read_feed(q.feed) for s in q.support), q.id
 
 
+@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl"])
+def test_the_held_out_sets_are_whole(name):
+    qs = read_questions(QUESTIONS.parent / name)
+    assert len({q.id for q in qs}) == len(qs) and sum(not q.answerable for q in qs) >= 10
+    asked = {q.question for q in read_questions(QUESTIONS)}
+    for q in qs:  # new questions, each answerable one naming a message of its inbox
+        assert q.question not in asked, q.id
+        if q.answerable:
+            assert any(s in m.text for m in read_feed(q.feed) for s in q.support), q.id
+
+
 def test_metrics():
     assert token_f1("Friday at 8pm", "8pm") == pytest.approx(2 / 3)
     assert token_f1("the 16:10 train", "16:10") == pytest.approx(2 / 3)
