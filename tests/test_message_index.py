@@ -268,43 +268,11 @@ def test_the_glasses_answer_a_spoken_question_from_the_messages(indexed, engine,
     assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").iterdir())
 
 
-def test_an_answer_the_model_gives_as_readily_to_no_question_is_refused(indexed, model_spec):
-    """The question gain is what it says — log p(answer | question) − log p(answer | "What do the messages
-    say?"), scored from scratch here — and an answer short of `min_question_gain` is refused, its draft kept."""
-    from device import prompts
-    from device.ask import AskConfig, ask
-    from device.assistant import Assistant
-    from device.engines import load_engine
-    from device.engines.base import continuation_logprobs_by_rescoring
-
-    _, index, _ = indexed
-    engine = load_engine(model_spec.name, n_ctx=2048, n_threads=2)
-    assistant = Assistant(engine)
-    now = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
-    questions = ("What time is dinner on Friday?", "Who should we leave the key with?", "How many seats does Priya "
-                 "have?", "Which room is the design review in?", "What time does Boulderwelt Ost open?")
-    anyway = AskConfig(min_question_gain=-math.inf)
-    answered = [(q, r) for q in questions if not (r := ask(assistant, index, q, now, anyway)).abstained]
-    assert answered, "the test model answered none of the questions"
-    question, result = answered[0]
-    shown = sorted((index.messages[i] for i in result.retrieved[:anyway.show]), key=lambda m: m.ts)
-    lines, today = prompts.ask_lines(shown), now.strftime("%A %d %B")
-    said = engine.tokenize(result.draft) + engine.tokenize('"')
-
-    def scored(q: str) -> float:
-        prompt = engine.format_chat(prompts.ask_messages(q, lines, today)) + prompts.ASK_OPEN
-        return sum(continuation_logprobs_by_rescoring(engine, engine.tokenize_prompt(prompt), [said])[0])
-    assert result.question_gain == pytest.approx(scored(question) - scored(prompts.ASK_UNASKED), abs=0.2)
-    assert 0 < result.question_gain_s < result.total_s  # its cost, part of the answer's time
-    strict = ask(assistant, index, question, now, AskConfig(min_question_gain=result.question_gain + 0.5))
-    assert strict.abstained and strict.citations == [] and "no question asked" in strict.reason
-    assert strict.draft == result.draft and strict.question_gain == result.question_gain
-
-
-def test_an_answer_that_fits_the_question_better_without_one_of_its_words_is_refused(indexed, model_spec):
-    """The word gain is what it says — the least, over the words the question is about, of log p(answer |
-    question) − log p(answer | the question without that word), scored from scratch here — and an answer below
-    `min_word_gain` is refused, its draft kept."""
+def test_answers_must_fit_this_question_better_than_none_and_better_than_it_without_a_word(indexed, model_spec):
+    """The question gain — log p(answer | question) − log p(answer | "What do the messages say?") — and the word
+    gain — the least, over the words the question is about, of log p(answer | question) − log p(answer | the
+    question without that word) — are what they say, scored from scratch here; an answer short of
+    `min_question_gain` or `min_word_gain` is refused, its draft kept."""
     from device import prompts
     from device.ask import AskConfig, ask, without_each_word
     from device.assistant import Assistant
@@ -329,9 +297,17 @@ def test_an_answer_that_fits_the_question_better_without_one_of_its_words_is_ref
     def scored(q: str) -> float:
         prompt = engine.format_chat(prompts.ask_messages(q, lines, today)) + prompts.ASK_OPEN
         return sum(continuation_logprobs_by_rescoring(engine, engine.tokenize_prompt(prompt), [said])[0])
-    gains = {w: scored(question) - scored(q) for w, q in without_each_word(question, result.draft)}
+    asked = scored(question)
+    assert result.question_gain == pytest.approx(asked - scored(prompts.ASK_UNASKED), abs=0.2)
+    gains = {w: asked - scored(q) for w, q in without_each_word(question, result.draft)}
     assert result.weakest_word == min(gains, key=gains.__getitem__)
     assert result.word_gain == pytest.approx(min(gains.values()), abs=0.2)
-    strict = ask(assistant, index, question, now, replace(anyway, min_word_gain=result.word_gain + 0.5))
-    assert strict.abstained and strict.citations == [] and "better without" in strict.reason
-    assert strict.draft == result.draft and strict.word_gain == result.word_gain
+    assert 0 < result.question_gain_s < result.total_s  # their cost, part of the answer's time
+
+    unasked = ask(assistant, index, question, now, replace(anyway, min_question_gain=result.question_gain + 0.5))
+    assert unasked.abstained and unasked.citations == [] and "no question asked" in unasked.reason
+    wordless = ask(assistant, index, question, now, replace(anyway, min_word_gain=result.word_gain + 0.5))
+    assert wordless.abstained and wordless.citations == [] and "better without" in wordless.reason
+    for strict in (unasked, wordless):
+        assert strict.draft == result.draft and strict.question_gain == result.question_gain
+        assert strict.word_gain == result.word_gain
