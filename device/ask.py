@@ -87,6 +87,9 @@ class Answer:
     # question without it); empty and None when no word was dropped
     weakest_word: str = ""
     word_gain: float | None = None
+    support: float | None = None  # the verifier's P(yes) that the cited message states the answer; None: no verifier
+    support_s: float = 0.0
+    candidate: int = 0  # which of the model's answers was weighed last: 0 its first, 1 its next likeliest, …
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -105,6 +108,10 @@ class AskConfig:
     # nats: the most likelier the answer may become when one word of the question is dropped ("When is the dinner
     # deposit due?" — "8pm": likelier for "When is the dinner deposit?"); chosen on both question sets (README)
     min_word_gain: float = -0.5
+    # with a verifier: its least P(yes) that the answer's message states it, and how many of the model's likeliest
+    # answers are weighed before abstaining; chosen on the project question set (README)
+    min_support: float = 0.65
+    candidates: int = 2
 
 
 def _abstain(question: str, reason: str, hits: list[Hit], t0: float, t_ret: float) -> Answer:
@@ -385,7 +392,10 @@ def _says_abstain(text: str) -> bool:
 
 
 def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime | None = None,
-        config: AskConfig | None = None) -> Answer:
+        config: AskConfig | None = None, verifier: Assistant | None = None) -> Answer:
+    """Answer from the messages, or abstain. With a `verifier` (a second, larger model), each answer the checks
+    let through must also be one the verifier finds stated by its message, and when the model's first answer is
+    refused its next likeliest answers (from its next likeliest first tokens) are weighed the same way."""
     config = config or AskConfig()
     t0 = time.perf_counter()
     if not question.strip():
@@ -409,40 +419,111 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     # token instead of asked for (a 0.5B model writes "confidence": "high" next to almost anything)
     p_abstain = math.exp(engine.next_token_logprobs(opened, engine.tokenize(prompts.ABSTAIN)[:1])[0])
     ttft = time.perf_counter() - t_model
-    gen = engine.generate(prompt, GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0, stop=('"',),
-                                                   repeat_penalty=1.0))
-    text = gen.text.rstrip("\\").strip()
+    gen = engine.generate(prompt, _ANSWER_PARAMS)
     cost = {"prompt_tokens": len(opened) - len(system), "completion_tokens": gen.completion_tokens,
             "ttft_s": ttft, "p_abstain": round(p_abstain, 4)}
-    cited = _model_citation(engine, prompt + gen.text, len(shown)) if not _says_abstain(text) else []
-    raw = json.dumps({"answer": text, "citations": cited, "confidence": 1.0 - p_abstain})
-    verdict = check_answer(raw, shown, config, question)
+    context = _Context(assistant, verifier, config, question, shown, lines, today, prompt, opened, p_abstain)
+    first = gen.text.rstrip("\\").strip()
+    verdict = _weigh(context, gen.text)
+    if isinstance(verdict, str) and verifier is not None and config.candidates > 1 and not _says_abstain(first):
+        refused = context.scores  # an abstention reports why the model's first answer was refused
+        for rank, written in enumerate(_next_answers(engine, prompt, opened, gen.text, config.candidates - 1), 1):
+            again = _weigh(context, written, rank)
+            if not isinstance(again, str):
+                verdict = again
+                break
+        else:
+            context.scores = refused
     if isinstance(verdict, str):
-        return replace(_abstain(question, verdict, hits, t0, t_ret), draft=text, **cost)
-    draft, (text, cited_hits, confidence) = text, verdict
+        return replace(_abstain(question, verdict, hits, t0, t_ret), draft=first, **cost, **context.scores)
+    text, cited_hits, confidence = verdict
+    spoken = resolve_day_words(text, cited_hits[0].message.ts)  # "Friday": the Friday after the message said it
+    return Answer(question, text, False, [h.id for h in cited_hits], confidence, "answered", [h.id for h in hits],
+                  t_ret, time.perf_counter() - t0, spoken=spoken, draft=first, **cost, **context.scores)
+
+
+_ANSWER_PARAMS = GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0, stop=('"',), repeat_penalty=1.0)
+
+
+@dataclass
+class _Context:
+    """What weighing one written answer needs, and the scores of the answer weighed last (kept on the Answer)."""
+    assistant: Assistant
+    verifier: Assistant | None
+    config: AskConfig
+    question: str
+    shown: list[Hit]
+    lines: list[str]
+    today: str
+    prompt: str
+    opened: list[int]
+    p_abstain: float
+    scores: dict = field(default_factory=dict)
+
+
+def _next_answers(engine: Engine, prompt: str, opened: list[int], greedy: str, n: int):
+    """The model's next likeliest answers: each of its next likeliest first tokens, continued greedily (a token
+    that closes the answer, or the first token of the answer already written, is skipped)."""
+    written = engine.tokenize(greedy)[:1]
+    made = 0
+    for token, _ in engine.top_next_tokens(opened, n + 4):
+        piece = engine.detokenize([token])
+        if made == n:
+            return
+        if [token] == written or '"' in piece or not piece.strip():
+            continue
+        made += 1
+        yield piece + engine.generate(prompt + piece, _ANSWER_PARAMS).text
+
+
+def _weigh(c: _Context, written: str, rank: int = 0) -> tuple[str, list[Hit], float] | str:
+    """One written answer → (answer as shown, the messages it cites, confidence), or why it may not be shown."""
+    engine = c.assistant.engine
+    text = written.rstrip("\\").strip()
+    c.scores = {"candidate": rank}
+    cited = _model_citation(engine, c.prompt + written, len(c.shown)) if not _says_abstain(text) else []
+    raw = json.dumps({"answer": text, "citations": cited, "confidence": 1.0 - c.p_abstain})
+    verdict = check_answer(raw, c.shown, c.config, c.question)
+    if isinstance(verdict, str):
+        return verdict
+    text, cited_hits, confidence = verdict
     t_gain = time.perf_counter()
     # the answer must answer this question: the model must find it likelier after the question than after no
     # question at all, and than after the question without any one of the words that say what it is about
-    yes_no = _yes_no(text, question)  # "no" is not the kind of answer a word of the question can make likelier
-    dropped = [] if yes_no else without_each_word(question, draft)
-    gain, *word_gains = _answer_gains(assistant, opened, lines, today, draft,
+    draft = written.rstrip("\\").strip()
+    yes_no = _yes_no(text, c.question)  # "no" is not the kind of answer a word of the question can make likelier
+    # the word gains are the check of last resort without a verifier; with one they cost time and added nothing
+    # on the project question set (README)
+    dropped = [] if yes_no or c.verifier is not None else without_each_word(c.question, draft)
+    gain, *word_gains = _answer_gains(c.assistant, c.opened, c.lines, c.today, draft,
                                       [prompts.ASK_UNASKED] + [q for _, q in dropped])
-    cost |= {"question_gain": round(gain, 2), "question_gain_s": time.perf_counter() - t_gain}
+    c.scores |= {"question_gain": round(gain, 2), "question_gain_s": time.perf_counter() - t_gain}
     if word_gains:
         weakest = min(range(len(dropped)), key=word_gains.__getitem__)
-        cost |= {"weakest_word": dropped[weakest][0], "word_gain": round(word_gains[weakest], 2)}
-    if gain < config.min_question_gain:
-        why = f"the model gives this answer as readily with no question asked (gain {gain:.1f} nats)"
-        return replace(_abstain(question, why, hits, t0, t_ret), draft=draft, **cost)
-    if word_gains and cost["word_gain"] < config.min_word_gain:
-        why = f"the answer fits the question better without {cost['weakest_word']!r} " \
-              f"({-cost['word_gain']:.1f} nats likelier)"
-        return replace(_abstain(question, why, hits, t0, t_ret), draft=draft, **cost)
-    text = as_written(text, cited_hits)
-    # "Friday" means the Friday after the message that said it
-    spoken = resolve_day_words(text, cited_hits[0].message.ts)
-    return Answer(question, text, False, [h.id for h in cited_hits], confidence, "answered", [h.id for h in hits],
-                  t_ret, time.perf_counter() - t0, spoken=spoken, draft=draft, **cost)
+        c.scores |= {"weakest_word": dropped[weakest][0], "word_gain": round(word_gains[weakest], 2)}
+    if gain < c.config.min_question_gain:
+        return f"the model gives this answer as readily with no question asked (gain {gain:.1f} nats)"
+    if word_gains and c.scores["word_gain"] < c.config.min_word_gain:
+        return f"the answer fits the question better without {c.scores['weakest_word']!r} " \
+               f"({-c.scores['word_gain']:.1f} nats likelier)"
+    if c.verifier is not None:
+        t_support = time.perf_counter()
+        support = support_probability(c.verifier, cited_hits[0].message, c.question, text)
+        c.scores |= {"support": round(support, 3), "support_s": time.perf_counter() - t_support}
+        if support < c.config.min_support:
+            return f"the checking model does not find the answer in its message (P(yes) {support:.2f})"
+    return as_written(text, cited_hits), cited_hits, confidence
+
+
+def support_probability(verifier: Assistant, message: Message, question: str, answer: str) -> float:
+    """The verifier's P(yes) (against no) that `message` states `answer` to `question`, read off its first token."""
+    engine = verifier.engine
+    tokens = engine.tokenize_prompt(verifier.prepare("verify", prompts.verify_messages(message, question, answer)))
+    yes = [engine.tokenize(w)[0] for w in prompts.VERIFY_YES]
+    no = [engine.tokenize(w)[0] for w in prompts.VERIFY_NO]
+    lps = engine.next_token_logprobs(tokens, yes + no)
+    p_yes, p_no = (sum(math.exp(lp) for lp in part) for part in (lps[:len(yes)], lps[len(yes):]))
+    return p_yes / (p_yes + p_no)
 
 
 @dataclass
@@ -455,10 +536,12 @@ class InboxAsker:
     """`ask` for the glasses session: the index catches up with the store (new arrivals, forgotten threads) before
     each question."""
 
-    def __init__(self, assistant: Assistant, index: MessageIndex, config: AskConfig | None = None):
+    def __init__(self, assistant: Assistant, index: MessageIndex, config: AskConfig | None = None,
+                 verifier: Assistant | None = None):
         self.assistant, self.index, self.config = assistant, index, config or AskConfig()
+        self.verifier = verifier
 
     def __call__(self, question: str, now: datetime | None = None) -> Asked:
         self.index.sync()
-        answer = ask(self.assistant, self.index, question, now, self.config)
+        answer = ask(self.assistant, self.index, question, now, self.config, self.verifier)
         return Asked(answer, [self.index.messages[i] for i in answer.citations])

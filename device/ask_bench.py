@@ -46,7 +46,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_bench(assistant: Assistant, embedder: Embedder, irc: Path, questions_path: Path, n_messages: int = 10_000,
-              progress=None) -> dict:
+              progress=None, verifier: Assistant | None = None) -> dict:
     questions = read_questions(questions_path)
     inbox = [m for feed in sorted({q.feed for q in questions}) for m in read_feed(feed)]
     noise = filler(irc, n_messages - len(inbox), min(m.ts for m in inbox))
@@ -64,26 +64,30 @@ def run_bench(assistant: Assistant, embedder: Embedder, irc: Path, questions_pat
         index.sync()
         add_one_s = time.perf_counter() - t1
         (vector_bytes,) = store.db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM vectors").fetchone()
-        retrieval, total, ttft, gain, answered, samples = [], [], [], [], 0, []
+        retrieval, total, ttft, gain, support, answered, samples = [], [], [], [], [], 0, []
         for i, q in enumerate(questions):
             t2 = time.perf_counter()
             index.search(q.question, 5)
             retrieval.append(time.perf_counter() - t2)
-            result = ask(assistant, index, q.question, q.now, AskConfig())
+            result = ask(assistant, index, q.question, q.now, AskConfig(), verifier)
             total.append(result.total_s)
             if result.completion_tokens:
                 ttft.append(result.ttft_s)
             answered += not result.abstained
             if result.question_gain is not None:
                 gain.append(result.question_gain_s)
+            if result.support is not None:
+                support.append(result.support_s)
             samples.append({"id": q.id, "s": round(result.total_s, 3), "ttft_s": round(result.ttft_s, 3),
                             "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                            "abstained": result.abstained, "question_gain_s": round(result.question_gain_s, 3)})
+                            "abstained": result.abstained, "question_gain_s": round(result.question_gain_s, 3),
+                            "candidate": result.candidate, "support_s": round(result.support_s, 3)})
             if progress:
                 progress(i + 1, len(questions))
     per_10k = 10_000 / report["size"]
     return {
         "messages": report["size"], "model": assistant.engine.name, "threads": assistant.engine.n_threads,
+        "verifier": verifier.engine.name if verifier else None,
         "index_build_s": round(index_s, 2), "embed_per_s": round(report["embedded"] / index_s, 1),
         "index_one_message_ms": round(1000 * add_one_s, 1),
         "sealed_vectors_mb_per_10k": round(vector_bytes * per_10k / 1e6, 2),
@@ -97,5 +101,9 @@ def run_bench(assistant: Assistant, embedder: Embedder, irc: Path, questions_pat
         # the question-gain and word-gain checks (ask.py), part of ask's time, for the answers that got that far
         "question_gain_p50_s": round(statistics.median(gain), 3) if gain else None,
         "question_gain_p90_s": round(percentile(gain, 0.9), 3) if gain else None,
+        # the verifier reading the answer's message (the last answer weighed), for the answers that reached it
+        "support_p50_s": round(statistics.median(support), 3) if support else None,
+        "support_p90_s": round(percentile(support, 0.9), 3) if support else None,
+        "next_answers_weighed": sum(r["candidate"] > 0 for r in samples),
         "samples": samples,  # per question, to see what the slow ones read
     }

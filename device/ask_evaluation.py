@@ -109,7 +109,7 @@ def average_precision(ranked: list[int], gold: set[int], k: int) -> float:
 
 
 def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question], config: AskConfig | None = None,
-             progress=None) -> AskEval:
+             progress=None, verifier: Assistant | None = None) -> AskEval:
     config = config or AskConfig()
     rows = []
     by_feed: dict[Path, list[Question]] = {}
@@ -126,7 +126,7 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
                 gold = {rid for rid, m in index.messages.items() if any(s in m.text for s in q.support)}
                 if q.answerable and not gold:
                     raise FeedError(f"question {q.id}: no message in {feed.name} contains its support text")
-                result = ask(assistant, index, q.question, q.now, config)
+                result = ask(assistant, index, q.question, q.now, config, verifier)
                 best = max((token_f1(result.answer, a) for a in q.answers), default=0.0) if not result.abstained \
                     else 0.0
                 em = any(normalise_answer(result.answer) == normalise_answer(a) for a in q.answers) \
@@ -141,7 +141,8 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
                              "ttft_s": result.ttft_s, "prompt_tokens": result.prompt_tokens,
                              "completion_tokens": result.completion_tokens, "p_abstain": result.p_abstain,
                              "draft": result.draft, "question_gain": result.question_gain,
-                             "weakest_word": result.weakest_word, "word_gain": result.word_gain})
+                             "weakest_word": result.weakest_word, "word_gain": result.word_gain,
+                             "support": result.support, "candidate": result.candidate})
                 done += 1
                 if progress:
                     progress(done, len(questions))

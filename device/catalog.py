@@ -123,6 +123,16 @@ def ask_model(path: Path | None = None) -> str:
     return name
 
 
+def verify_model(path: Path | None = None) -> str | None:
+    """The catalog's `verify` model: the larger model that checks each answer `glassmate ask` would show against
+    the message it comes from; None when the catalog names none."""
+    path = path or catalog_path()
+    name = _catalog_toml(path).get("verify")
+    if name and name.partition("@")[0] not in _catalog_toml(path).get("models", {}):
+        raise CatalogError(f"the model catalog {path} names a `verify` model that is not in it: {name!r}")
+    return name or None
+
+
 def get_model(name: str) -> ModelSpec:
     """A catalog model (`smollm2-135m`) or a variant built from one (`smollm2-135m@Q8_0`, `…@onnx-int8`)."""
     catalog = load_catalog()

@@ -51,6 +51,8 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog mod
                                               "built variant: NAME@Q8_0, NAME@onnx-int8 (glassmate quantize)")]
 AskModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="catalog model or built variant (default: the "
                                                  "catalog's ask model, the one ask's thresholds were chosen on)")]
+VerifierOpt = Annotated[str | None, typer.Option("--verifier", help="the model that checks each answer against its "
+                                                 "message (default: the catalog's verify model); 'none': no check")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads (default: all cores)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 AdaptersOpt = Annotated[bool, typer.Option("--adapters/--no-adapters", help="use the task adapters built for this "
@@ -386,6 +388,7 @@ def _hud_asker(assistant, store: MessageStore, threads: int | None):
         err.print(f"[yellow]questions about your messages are off:[/] {exc} (pip install 'glassmate[ask]')",
                   highlight=False)
         return None
+    session = assistant
     name = catalog.ask_model()
     if name != assistant.engine.name:
         try:
@@ -393,7 +396,9 @@ def _hud_asker(assistant, store: MessageStore, threads: int | None):
         except (CatalogError, EngineError) as exc:
             err.print(f"[yellow]questions about your messages are answered by {assistant.engine.name}, not the "
                       f"ask model:[/] {exc}", highlight=False)
-    return InboxAsker(assistant, index)
+    # the verifier is usually the session's own model (the catalog default): no second copy is loaded
+    checker = _open_verifier(None, threads, None, required=False, beside=session)
+    return InboxAsker(assistant, index, verifier=checker)
 
 
 def _start_voice(session, wake_phrase: str | None, input_device: str | None, output_device: str | None,
@@ -638,6 +643,28 @@ def _open_index(store: MessageStore, threads: int | None):
     return index, report
 
 
+def _open_verifier(name: str | None, threads: int | None, n_ctx: int | None, required: bool,
+                   beside=None):
+    """The assistant that checks ask's answers: `name`, else the catalog's verify model; None for 'none'. The
+    assistant `beside` is reused when it runs that model. A verifier that cannot be opened stops an evaluation
+    (its numbers would silently be another pipeline's) and only warns a wearer's question."""
+    from device.catalog import CatalogError
+
+    name = name or catalog.verify_model()
+    if not name or name.lower() == "none":
+        return None
+    if beside is not None and beside.engine.name == name:
+        return beside
+    try:
+        return _open_assistant(name, threads, n_ctx, adapters=False)
+    except (CatalogError, EngineError) as exc:
+        if required:
+            raise
+        err.print(f"[yellow]answers are not checked by a second model:[/] {exc} (glassmate models fetch "
+                  f"{name.partition('@')[0]})", highlight=False)
+        return None
+
+
 def _ask_config(k: int, show: int | None, min_confidence: float | None = None):
     from device.ask import AskConfig
 
@@ -658,6 +685,7 @@ def ask(
     min_confidence: Annotated[float | None, typer.Option(
         help="abstain when the model's probability of not abstaining is below this (default: AskConfig)")] = None,
     now: Annotated[str | None, typer.Option(help="answer as of this ISO time (default: now)")] = None,
+    verifier: VerifierOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer from your own messages with citations, or say "I don't see that in your messages"."""
@@ -668,10 +696,12 @@ def ask(
             store.add(read_feed(feed))
         index, _ = _open_index(store, threads)
         assistant = _open_assistant(model or catalog.ask_model(), threads, n_ctx, adapters=False)
+        checker = _open_verifier(verifier, threads, n_ctx, required=False, beside=assistant)
         when = datetime.fromisoformat(now) if now else None
         with err.status("answering…"):
             try:
-                result = answer_question(assistant, index, question, when, _ask_config(k, show, min_confidence))
+                result = answer_question(assistant, index, question, when, _ask_config(k, show, min_confidence),
+                                         checker)
             except ValueError as exc:
                 raise fail(str(exc)) from None
         cited = {rid: index.messages[rid] for rid in result.citations}
@@ -698,6 +728,7 @@ def eval_ask_cmd(
     min_confidence: Annotated[float | None, typer.Option(
         help="abstain when the model's probability of not abstaining is below this (default: AskConfig)")] = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON (with per-question rows) here too")] = None,
+    verifier: VerifierOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieval recall@5 / MAP@5, answer EM / F1, citation precision, abstention precision / recall."""
@@ -710,16 +741,19 @@ def eval_ask_cmd(
         config = _ask_config(k, show, min_confidence)
         fetch_embedder()
         assistant = _open_assistant(model or catalog.ask_model(), threads, n_ctx, adapters=False)
+        checker = _open_verifier(verifier, threads, n_ctx, required=True, beside=assistant)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             bar = progress.add_task(f"asking {assistant.engine.name}", total=len(questions))
             result = eval_ask(assistant, Embedder(threads=threads), questions, config,
-                              progress=lambda done, total: progress.update(bar, completed=done))
+                              progress=lambda done, total: progress.update(bar, completed=done), verifier=checker)
     summary = to_json(result, with_samples=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(to_json(result) | {"data": str(data), "show": config.show,
                                                      "min_confidence": config.min_confidence,
+                                                     "verifier": checker.engine.name if checker else None,
+                                                     "min_support": config.min_support if checker else None,
                                                      "machine": machine_info(assistant.engine),
                                                      "command": " ".join(["glassmate", *sys.argv[1:]])},
                                   indent=2, ensure_ascii=False) + "\n")
@@ -748,6 +782,7 @@ def bench_ask(
     messages: Annotated[int, typer.Option(help="messages in the store")] = 10_000,
     model: AskModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON here too")] = None,
+    verifier: VerifierOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask latency and index cost with MESSAGES messages in the store (real IRC chat lines + the question set's
@@ -759,12 +794,14 @@ def bench_ask(
     with clear_errors():
         fetch_embedder()
         assistant = _open_assistant(model or catalog.ask_model(), threads, n_ctx, adapters=False)
+        checker = _open_verifier(verifier, threads, n_ctx, required=True, beside=assistant)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=err, transient=True) as progress:
             bar = progress.add_task(f"indexing {messages} messages, then asking", total=None)
             try:
                 result = run_bench(assistant, Embedder(threads=threads), irc, data, messages,
-                                   progress=lambda d, t: progress.update(bar, completed=d, total=t))
+                                   progress=lambda d, t: progress.update(bar, completed=d, total=t),
+                                   verifier=checker)
             except ValueError as exc:
                 raise fail(str(exc)) from None
     if out:

@@ -180,6 +180,23 @@ ASK_CITE = '", "citations": ['
 ASK_UNASKED = "What do the messages say?"
 
 
+# A second model checks each answer against the one message it comes from, as a yes/no question. The ask model's
+# own P(yes) does not tell right answers from near misses; a 1.5B model's does (README).
+VERIFY_SYSTEM = ("You check answers to questions about chat messages. Say yes only if the message itself states "
+                 "the answer to the question exactly as asked. Say no if the message does not state it, states "
+                 "something else, or the answer is about a different thing than the question asks.")
+VERIFY_YES = ("yes", "Yes")
+VERIFY_NO = ("no", "No")
+
+
+def verify_messages(message: Message, question: str, answer: str) -> list[ChatMessage]:
+    return [ChatMessage("system", VERIFY_SYSTEM),
+            ChatMessage("user", f"Chat: {neutralise(message.thread)}\n"
+                                f"Message from {speaker(message)}: \"{neutralise(message.text)}\"\n"
+                                f"Question: {neutralise(question)}\nAnswer: {neutralise(answer)}\n"
+                                f"Does the message state this answer to the question?")]
+
+
 def ask_lines(messages: list[Message]) -> list[str]:
     """Numbered from 1 in the order given; a chat's name is written once above its run of messages, and only the
     weekday each was sent (the prompt is the model's reading time: a full date, a clock time and the chat on every

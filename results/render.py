@@ -193,15 +193,18 @@ def ask_table() -> str:
         return "(no reference run yet)"
     out = []
     if rows:
-        out += ["| set | model | messages read | n (unanswerable) | recall@5 | MAP@5 | answer EM | answer F1 | "
-                "citation precision | abstain precision | abstain recall | reading (TTFT) p50 (s) | p50 (s) |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            out.append(f"| `{Path(r['data']).name}` | {r['model']} | {r.get('show', 5)} | {r['n']} "
+        out += ["| set | model | checked by | messages read | n (unanswerable) | recall@5 | MAP@5 | answer EM | "
+                "answer F1 | citation precision | abstain precision | abstain recall | reading (TTFT) p50 (s) | "
+                "p50 (s) | p90 (s) |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in sorted(rows, key=lambda r: (Path(r["data"]).name != "questions.jsonl", Path(r["data"]).name,
+                                             r["model"], bool(r.get("verifier")), r.get("show", 5))):
+            out.append(f"| `{Path(r['data']).name}` | {r['model']} | {r.get('verifier') or '–'} | {r.get('show', 5)} | "
+                       f"{r['n']} "
                        f"({r['n_unanswerable']}) | {r['recall_at_5']:.2f} | {r['map_at_5']:.2f} | "
                        f"{r['answer_em']:.2f} | {r['answer_f1']:.2f} | {r['citation_precision']:.2f} | "
                        f"{r['abstain_precision']:.2f} | {r['abstain_recall']:.2f} | "
-                       f"{r.get('ttft_p50_s') or float('nan'):.2f} | {r['p50_s']:.2f} |")
+                       f"{r.get('ttft_p50_s') or float('nan'):.2f} | {r['p50_s']:.2f} | {r['p90_s']:.2f} |")
         out += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in rows) +
                 ". Per-question rows in `results/ask/*.json`.", ""]
     for b in benches:
@@ -209,6 +212,11 @@ def ask_table() -> str:
         p90 = f" (reading: {b['ttft_p90_s']:.2f} s)" if b.get("ttft_p90_s") else ""
         gain = f"; of which the question-gain and word-gain checks p50 {b['question_gain_p50_s']:.2f} s (p90 " \
             f"{b['question_gain_p90_s']:.2f} s) on the answers that reach it" if b.get("question_gain_p50_s") else ""
+        if b.get("verifier"):
+            gain = f"; the question-gain check p50 {b['question_gain_p50_s']:.2f} s, {b['verifier']} checking " \
+                f"the answer against its message p50 {b['support_p50_s']:.2f} s (p90 {b['support_p90_s']:.2f} s) " \
+                f"on the answers that reach them; the model's next likeliest answers weighed for " \
+                f"{b['next_answers_weighed']} questions"
         samples = b.get("samples") or []
         first = " — the first question, which also reads the system prompt once" if samples and max(
             samples, key=lambda r: r["s"]) is samples[0] else ""
@@ -216,7 +224,9 @@ def ask_table() -> str:
         # the same machine with llama.cpp built for fewer CPU features: what the build is worth, apart from the CPU
         built = ", llama.cpp built for AVX2 without AVX-512 (`CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX512=OFF " \
             "-DGGML_AVX_VNNI=OFF\"`)" if build and "AVX512 = 1" not in build and "AVX2 = 1" in build else ""
-        out += [f"With {b['messages']} messages in the store ({b['model']}, {b['threads']} threads{built}): indexing "
+        checked = f", answers checked by {b['verifier']}" if b.get("verifier") else ", no verifier"
+        out += [f"With {b['messages']} messages in the store ({b['model']}{checked}, {b['threads']} threads{built}): "
+                f"indexing "
                 f"{b['embed_per_s']:.0f} messages/s, one new message indexed in {b['index_one_message_ms']:.0f} ms; "
                 f"sealed vectors {b['sealed_vectors_mb_per_10k']:.1f} MB and faiss {b['faiss_ram_mb_per_10k']:.1f} MB "
                 f"of RAM per 10k messages; retrieval p50 {b['retrieval_p50_ms']:.0f} ms; ask end to end p50 "

@@ -108,3 +108,15 @@ def test_ask_answers_with_the_model_its_thresholds_were_chosen_on(tmp_path):
     unknown.write_text(text.replace('ask = "qwen2.5-0.5b@Q8_0"', 'ask = "gpt-9@Q8_0"'), encoding="utf-8")
     with pytest.raises(CatalogError, match="not in it"):
         catalog.ask_model(unknown)
+
+
+def test_asks_answers_are_checked_by_the_catalogs_verify_model(tmp_path):
+    assert catalog.verify_model() == "qwen2.5-1.5b"
+    text = catalog.catalog_path().read_text(encoding="utf-8")
+    without = tmp_path / "without.toml"
+    without.write_text(text.replace('verify = "qwen2.5-1.5b"\n', ""), encoding="utf-8")
+    assert catalog.verify_model(without) is None
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text(text.replace('verify = "qwen2.5-1.5b"', 'verify = "gpt-9"'), encoding="utf-8")
+    with pytest.raises(CatalogError, match="not in it"):
+        catalog.verify_model(unknown)

@@ -147,3 +147,21 @@ def test_next_token_scores_match_full_scoring_and_leave_the_prompt_in_the_contex
     gen = any_engine.generate(prompt, GenerationParams(max_tokens=2, temperature=0))
     assert gen.cached_prompt_tokens >= len(tokens) - 1  # the generation read only what scoring had not
 
+
+
+def test_the_likeliest_next_tokens_are_the_greedy_one_first_then_in_order_of_probability(any_engine):
+    prompt = _prompt(any_engine, "Is the bus at nine or ten?")
+    tokens = any_engine.tokenize_prompt(prompt)
+    any_engine.reset()
+    top = any_engine.top_next_tokens(tokens, 5)
+    assert len(top) == 5 and len({t for t, _ in top}) == 5
+    lps = [lp for _, lp in top]
+    assert lps == sorted(lps, reverse=True) and all(lp <= 0 for lp in lps)
+    # the same numbers as scoring those tokens, and the first is what greedy decoding writes (each from an empty
+    # context: a quantized model's logits after a prompt read in one batch differ slightly from those after
+    # only its last token is read)
+    any_engine.reset()
+    assert any_engine.next_token_logprobs(tokens, [t for t, _ in top]) == pytest.approx(lps, abs=2e-3)
+    any_engine.reset()
+    gen = any_engine.generate(prompt, GenerationParams(max_tokens=1, temperature=0, repeat_penalty=1.0))
+    assert gen.text == any_engine.detokenize([top[0][0]])

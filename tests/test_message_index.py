@@ -311,3 +311,61 @@ def test_answers_must_fit_this_question_better_than_none_and_better_than_it_with
     for strict in (unasked, wordless):
         assert strict.draft == result.draft and strict.question_gain == result.question_gain
         assert strict.word_gain == result.word_gain
+
+
+def test_a_verifier_must_find_the_answer_in_its_message_and_the_next_likeliest_answers_are_weighed(indexed,
+                                                                                                   model_spec):
+    """With a verifier, `support` is its P(yes) / (P(yes) + P(no)) that the cited message states the answer, scored
+    from scratch here; an answer short of `min_support` is refused (draft kept); then the model's next likeliest
+    answers — each of its next likeliest first tokens, continued greedily — are weighed the same way."""
+    from device import prompts
+    from device.ask import AskConfig, _next_answers, ask
+    from device.assistant import Assistant
+    from device.engines import load_engine
+    from device.engines.base import continuation_logprobs_by_rescoring
+
+    _, index, _ = indexed
+    engine = load_engine(model_spec.name, n_ctx=2048, n_threads=2)
+    assistant = Assistant(engine)
+    checker = Assistant(load_engine(model_spec.name, n_ctx=2048, n_threads=2))
+    now = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    anyway = AskConfig(min_question_gain=-math.inf, min_support=0.0, candidates=1)
+    questions = ("What time is dinner on Friday?", "Who should we leave the key with?", "Which room is the design "
+                 "review in?", "What time does Boulderwelt Ost open?", "How many seats does Priya have?")
+    answered = [(q, r) for q in questions if not (r := ask(assistant, index, q, now, anyway, checker)).abstained]
+    assert answered, "the test model answered none of the questions"
+    question, result = answered[0]
+    assert result.word_gain is None  # with a verifier the word gains are not weighed
+    assert result.candidate == 0 and 0 < result.support < 1 and 0 < result.support_s < result.total_s
+
+    v = checker.engine
+    scored = v.tokenize_prompt(v.format_chat(prompts.verify_messages(index.messages[result.citations[0]], question,
+                                                                     result.draft)))
+    yes = [v.tokenize(w)[0] for w in prompts.VERIFY_YES]
+    no = [v.tokenize(w)[0] for w in prompts.VERIFY_NO]
+    p = [math.exp(x[0]) for x in continuation_logprobs_by_rescoring(v, scored, [[t] for t in yes + no])]
+    assert result.support == pytest.approx(sum(p[:2]) / sum(p), abs=0.01)
+
+    strict = replace(anyway, min_support=result.support + 0.01)
+    refused = ask(assistant, index, question, now, strict, checker)
+    assert refused.abstained and refused.citations == [] and "checking model" in refused.reason
+    assert refused.draft == result.draft and refused.support == result.support
+
+    # the next likeliest answers start with the model's next likeliest first tokens, in order, never its first
+    ids = sorted(result.retrieved[:anyway.show], key=lambda i: (index.messages[i].ts, i))  # as ask shows them
+    shown = [index.messages[i] for i in ids]
+    prompt = assistant.prepare("ask", prompts.ask_messages(question, prompts.ask_lines(shown),
+                                                           now.strftime("%A %d %B"))) + prompts.ASK_OPEN
+    opened = engine.tokenize_prompt(prompt)
+    first = engine.tokenize(result.draft)[0]
+    starts = [engine.detokenize([t]) for t, _ in engine.top_next_tokens(opened, 12)
+              if t != first and '"' not in engine.detokenize([t]) and engine.detokenize([t]).strip()][:2]
+    nexts = list(_next_answers(engine, prompt, opened, result.draft, 2))
+    assert len(nexts) == 2 and [n[:len(s)] for n, s in zip(nexts, starts, strict=True)] == starts
+    assert result.draft not in (n.strip() for n in nexts)
+    again = ask(assistant, index, question, now, replace(strict, candidates=3), checker)
+    assert again.draft == result.draft  # the model's own first answer is kept, whichever is shown
+    if not again.abstained:
+        assert again.candidate > 0 and again.support >= strict.min_support and again.answer != result.answer
+    else:
+        assert "checking model" in again.reason and again.candidate == 0

@@ -111,6 +111,11 @@ class Engine(Protocol):
         there is reused), so a generation that continues them reads only what it adds."""
         ...
 
+    def top_next_tokens(self, tokens: list[int], n: int) -> list[tuple[int, float]]:
+        """The n likeliest next tokens after `tokens`, with their log-probabilities, likeliest first (the tokens
+        stay in the context, as for next_token_logprobs)."""
+        ...
+
     def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
         """For each continuation, log p(its tokens | prefix + its earlier tokens): candidates scored after one
         shared prompt (the prompt is evaluated once where the runtime can keep it)."""

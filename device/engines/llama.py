@@ -238,9 +238,7 @@ class LlamaEngine:
         self.llm._requires_eval = True  # logits are not part of the snapshot
 
     # -- scoring ------------------------------------------------------------------------------------------
-    def next_token_logprobs(self, tokens: list[int], candidates: list[int]) -> list[float]:
-        import numpy as np
-
+    def _next_logprobs(self, tokens: list[int]) -> np.ndarray:
         if not tokens or len(tokens) >= self.n_ctx:
             raise EngineError(f"{len(tokens)} tokens: nothing to score, or more than the context of {self.n_ctx}")
         have = self.llm.input_ids[: self.llm.n_tokens].tolist()
@@ -249,8 +247,15 @@ class LlamaEngine:
         self.llm.eval(tokens[keep:])
         logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).astype(np.float64)
         top = logits.max()
-        norm = top + np.log(np.exp(logits - top).sum())
-        return [float(logits[c] - norm) for c in candidates]
+        return logits - (top + np.log(np.exp(logits - top).sum()))
+
+    def next_token_logprobs(self, tokens: list[int], candidates: list[int]) -> list[float]:
+        lp = self._next_logprobs(tokens)
+        return [float(lp[c]) for c in candidates]
+
+    def top_next_tokens(self, tokens: list[int], n: int) -> list[tuple[int, float]]:
+        lp = self._next_logprobs(tokens)
+        return [(int(i), float(lp[i])) for i in lp.argsort()[::-1][:n]]
 
     def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
         """The prefix is decoded once — only what the context does not already hold of it — and each

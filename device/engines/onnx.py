@@ -267,6 +267,13 @@ class OnnxEngine:
         lp = logits - _logsumexp(logits[None, :])[0]
         return [float(lp[c]) for c in candidates]
 
+    def top_next_tokens(self, tokens: list[int], n: int) -> list[tuple[int, float]]:
+        if not tokens or len(tokens) >= self.n_ctx:
+            raise EngineError(f"{len(tokens)} tokens: nothing to score, or more than the context of {self.n_ctx}")
+        logits = self._prefill(tokens).astype(np.float64)
+        lp = logits - _logsumexp(logits[None, :])[0]
+        return [(int(i), float(lp[i])) for i in lp.argsort()[::-1][:n]]
+
     # -- generation -----------------------------------------------------------------------------------
     def stream(self, prompt: str, params: GenerationParams) -> TokenStream:
         tokens = self.tokenize_prompt(prompt)
