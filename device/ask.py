@@ -26,12 +26,14 @@ holds, otherwise the wearer hears "I don't see that in your messages":
   become more than `-min_word_gain` nats likelier when any one word that says what the question is about is
   dropped from it: an answer that fits the question better without a word does not answer that word ("Which
   hotel are we staying at for Christmas?" — "The café", from "I'll pick you up at the station, by the café": likelier
-  for "Which are we staying at for Christmas?").
-A scored second look by the same model ("do these messages state this answer?") was tried and dropped: with
-qwen2.5-0.5b its P(yes) did not separate right answers from wrong ones (README). So was a second guess (when the
-checks refuse the greedy answer, generate again from the model's next most likely first word of the messages):
-+0.03 F1 on the project set, but abstention recall fell 0.79 → 0.63 — its probability did not tell right second
-guesses from wrong ones either.
+  for "Which are we staying at for Christmas?") — this last check only when no verifier is given,
+- with a verifier (a second, larger model: the catalog's `verify` model), its P(yes) that the one message the
+  answer comes from states it as the answer to the question is at least `min_support`.
+A second look by the same model ("do these messages state this answer?") does not work: qwen2.5-0.5b's P(yes) did
+not separate right answers from wrong ones (README); qwen2.5-1.5b's does. Nor did a second guess without it (when
+the checks refuse the greedy answer, generate again from the model's next most likely first token: +0.03 F1 on the
+project set, but abstention recall fell 0.79 → 0.63). With the verifier a second guess is weighed like the first
+(`candidates`): the verifier is what tells right second guesses from wrong ones.
 """
 
 from __future__ import annotations
