@@ -114,6 +114,9 @@ class AskConfig:
     # answers are weighed before abstaining; chosen on the project question set (README)
     min_support: float = 0.65
     candidates: int = 2
+    # weigh the next answers also when the verifier refused the first one (not only an earlier check): on the
+    # project set +0.01 F1 for +0.3 s at p90 (README)
+    retry_after_verifier: bool = False
 
 
 def _abstain(question: str, reason: str, hits: list[Hit], t0: float, t_ret: float) -> Answer:
@@ -427,7 +430,9 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     context = _Context(assistant, verifier, config, question, shown, lines, today, prompt, opened, p_abstain)
     first = gen.text.rstrip("\\").strip()
     verdict = _weigh(context, gen.text)
-    if isinstance(verdict, str) and verifier is not None and config.candidates > 1 and not _says_abstain(first):
+    retry = config.retry_after_verifier or context.scores.get("support") is None  # refused before the verifier
+    if isinstance(verdict, str) and verifier is not None and config.candidates > 1 and not _says_abstain(first) \
+            and retry:
         refused = context.scores  # an abstention reports why the model's first answer was refused
         for rank, written in enumerate(_next_answers(engine, prompt, opened, gen.text, config.candidates - 1), 1):
             again = _weigh(context, written, rank)
