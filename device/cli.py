@@ -660,8 +660,8 @@ def _open_verifier(name: str | None, threads: int | None, n_ctx: int | None, req
     except (CatalogError, EngineError) as exc:
         if required:
             raise
-        err.print(f"[yellow]answers are not checked by a second model:[/] {exc} (glassmate models fetch "
-                  f"{name.partition('@')[0]})", highlight=False)
+        hint = "" if "unknown model" in str(exc) else f" (glassmate models fetch {name.partition('@')[0]})"
+        err.print(f"[yellow]answers are not checked by a second model:[/] {exc}{hint}", highlight=False)
         return None
 
 
