@@ -115,21 +115,20 @@ def ask_model(path: Path | None = None) -> str:
     """The catalog's `ask` model — the one ask's abstention thresholds were chosen on, perhaps a variant built
     from a catalog model (`qwen2.5-0.5b@Q8_0`) — or its default model when it names none."""
     path = path or catalog_path()
-    name = _catalog_toml(path).get("ask")
-    if not name:
-        return default_model(path)
-    if name.partition("@")[0] not in _catalog_toml(path).get("models", {}):
-        raise CatalogError(f"the model catalog {path} names an `ask` model that is not in it: {name!r}")
-    return name
+    return _named_model("ask", path) or default_model(path)
 
 
 def verify_model(path: Path | None = None) -> str | None:
     """The catalog's `verify` model: the larger model that checks each answer `glassmate ask` would show against
     the message it comes from; None when the catalog names none."""
-    path = path or catalog_path()
-    name = _catalog_toml(path).get("verify")
+    return _named_model("verify", path or catalog_path())
+
+
+def _named_model(key: str, path: Path) -> str | None:
+    """The model the catalog names under `key` (a catalog model or a variant of one), or None."""
+    name = _catalog_toml(path).get(key)
     if name and name.partition("@")[0] not in _catalog_toml(path).get("models", {}):
-        raise CatalogError(f"the model catalog {path} names a `verify` model that is not in it: {name!r}")
+        raise CatalogError(f"the model catalog {path} names `{key} = {name!r}`, a model that is not in it")
     return name or None
 
 

@@ -122,6 +122,16 @@ class Engine(Protocol):
         ...
 
 
+def top_of(logprobs, n: int) -> list[tuple[int, float]]:
+    """The n largest entries of a log-probability vector (numpy), largest first: a partial sort of the
+    vocabulary, not a full one."""
+    import numpy as np
+
+    n = min(n, len(logprobs))
+    best = np.argpartition(-logprobs, n - 1)[:n]
+    return [(int(i), float(logprobs[i])) for i in best[np.argsort(-logprobs[best])]]
+
+
 def continuation_logprobs_by_rescoring(engine, prefix: list[int], continuations: list[list[int]]) \
         -> list[list[float]]:
     """The plain way: score prefix + continuation from scratch for each continuation."""

@@ -28,6 +28,7 @@ from device.engines.base import (
     identity,
     run_to_end,
     stop_prefix_len,
+    top_of,
 )
 
 RUNTIME = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
@@ -254,8 +255,7 @@ class LlamaEngine:
         return [float(lp[c]) for c in candidates]
 
     def top_next_tokens(self, tokens: list[int], n: int) -> list[tuple[int, float]]:
-        lp = self._next_logprobs(tokens)
-        return [(int(i), float(lp[i])) for i in lp.argsort()[::-1][:n]]
+        return top_of(self._next_logprobs(tokens), n)
 
     def continuation_logprobs(self, prefix: list[int], continuations: list[list[int]]) -> list[list[float]]:
         """The prefix is decoded once — only what the context does not already hold of it — and each

@@ -33,6 +33,7 @@ from device.engines.base import (
     file_fingerprint,
     run_to_end,
     stop_prefix_len,
+    top_of,
 )
 
 RUNTIME = f"ONNX Runtime {ort.__version__}"
@@ -261,18 +262,17 @@ class OnnxEngine:
         return out
 
     def next_token_logprobs(self, tokens: list[int], candidates: list[int]) -> list[float]:
-        if not tokens or len(tokens) >= self.n_ctx:
-            raise EngineError(f"{len(tokens)} tokens: nothing to score, or more than the context of {self.n_ctx}")
-        logits = self._prefill(tokens).astype(np.float64)
-        lp = logits - _logsumexp(logits[None, :])[0]
+        lp = self._next_logprobs(tokens)
         return [float(lp[c]) for c in candidates]
 
     def top_next_tokens(self, tokens: list[int], n: int) -> list[tuple[int, float]]:
+        return top_of(self._next_logprobs(tokens), n)
+
+    def _next_logprobs(self, tokens: list[int]) -> np.ndarray:
         if not tokens or len(tokens) >= self.n_ctx:
             raise EngineError(f"{len(tokens)} tokens: nothing to score, or more than the context of {self.n_ctx}")
         logits = self._prefill(tokens).astype(np.float64)
-        lp = logits - _logsumexp(logits[None, :])[0]
-        return [(int(i), float(lp[i])) for i in lp.argsort()[::-1][:n]]
+        return logits - _logsumexp(logits[None, :])[0]
 
     # -- generation -----------------------------------------------------------------------------------
     def stream(self, prompt: str, params: GenerationParams) -> TokenStream:
