@@ -22,7 +22,7 @@ def test_the_question_set_is_whole():
             assert any(s in m.text for m in read_feed(q.feed) for s in q.support), q.id
 
 
-@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl"])
+@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl"])
 def test_the_held_out_sets_are_whole(name):
     qs = read_questions(QUESTIONS.parent / name)
     assert len({q.id for q in qs}) == len(qs) and sum(not q.answerable for q in qs) >= 10
