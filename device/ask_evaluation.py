@@ -46,6 +46,9 @@ class Question:
         return bool(self.answers)
 
 
+RIGHT_F1 = 0.5  # an answer shown counts as right from this token F1 against a gold answer
+
+
 @dataclass
 class AskEval:
     model: str
@@ -63,6 +66,12 @@ class AskEval:
     ttft_p50_s: float = 0.0  # the model reading the shown messages
     prompt_tokens_p50: float = 0.0
     completion_tokens_p50: float = 0.0
+    # answers shown, counted by whether they were right (answerable, F1 >= 0.5) and whether the wearer heard them
+    # as a guess with the words they came from (`Answer.hedged`) or as sure
+    right_sure: int = 0
+    right_hedged: int = 0
+    wrong_sure: int = 0
+    wrong_hedged: int = 0
     samples: list[dict] = field(default_factory=list)
 
 
@@ -142,7 +151,8 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
                              "completion_tokens": result.completion_tokens, "p_abstain": result.p_abstain,
                              "draft": result.draft, "question_gain": result.question_gain,
                              "weakest_word": result.weakest_word, "word_gain": result.word_gain,
-                             "support": result.support, "candidate": result.candidate})
+                             "support": result.support, "candidate": result.candidate,
+                             "hedged": result.hedged, "evidence": result.evidence})
                 done += 1
                 if progress:
                     progress(done, len(questions))
@@ -151,6 +161,10 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
     abstained = [r for r in rows if r["abstained"]]
     cited = [ok for r in rows for ok in r["cited_ok"]]
     times = sorted(r["s"] for r in rows)
+    shown = [r for r in rows if not r["abstained"]]
+
+    def count(right: bool, hedged: bool) -> int:
+        return sum((r["answerable"] and r["f1"] >= RIGHT_F1) == right and r["hedged"] == hedged for r in shown)
 
     def mean(values) -> float:
         values = list(values)
@@ -165,7 +179,9 @@ def eval_ask(assistant: Assistant, embedder: Embedder, questions: list[Question]
         p50_s=round(times[len(times) // 2], 3), p90_s=round(times[int(0.9 * (len(times) - 1))], 3),
         ttft_p50_s=round(statistics.median(r["ttft_s"] for r in rows), 3),
         prompt_tokens_p50=statistics.median(r["prompt_tokens"] for r in rows),
-        completion_tokens_p50=statistics.median(r["completion_tokens"] for r in rows), samples=rows)
+        completion_tokens_p50=statistics.median(r["completion_tokens"] for r in rows),
+        right_sure=count(True, False), right_hedged=count(True, True), wrong_sure=count(False, False),
+        wrong_hedged=count(False, True), samples=rows)
 
 
 def to_json(result: AskEval, with_samples: bool = True) -> dict:

@@ -754,6 +754,7 @@ def eval_ask_cmd(
                                                      "min_confidence": config.min_confidence,
                                                      "verifier": checker.engine.name if checker else None,
                                                      "min_support": config.min_support if checker else None,
+                                                     "sure_support": config.sure_support if checker else None,
                                                      "machine": machine_info(assistant.engine),
                                                      "command": " ".join(["glassmate", *sys.argv[1:]])},
                                   indent=2, ensure_ascii=False) + "\n")

@@ -186,6 +186,14 @@ def replies_table() -> str:
     return "\n".join(out)
 
 
+def _guesses(r: dict) -> str:
+    """Answers shown, right / wrong, each with how many the wearer heard as a guess; – for runs made before."""
+    if "right_sure" not in r:
+        return "–"
+    return f"{r['right_sure'] + r['right_hedged']} ({r['right_hedged']}) / {r['wrong_sure'] + r['wrong_hedged']} " \
+        f"({r['wrong_hedged']})"
+
+
 def ask_table() -> str:
     rows = [json.loads(p.read_text()) for p in sorted((HERE / "ask").glob("*.json")) if not p.name.startswith("bench")]
     benches = [json.loads(p.read_text()) for p in sorted((HERE / "ask").glob("bench-*.json"))]
@@ -194,16 +202,16 @@ def ask_table() -> str:
     out = []
     if rows:
         out += ["| set | model | checked by | messages read | n (unanswerable) | recall@5 | MAP@5 | answer EM | "
-                "answer F1 | citation precision | abstain precision | abstain recall | reading (TTFT) p50 (s) | "
-                "p50 (s) | p90 (s) |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "answer F1 | citation precision | abstain precision | abstain recall | "
+                "shown right / wrong (as a guess) | reading (TTFT) p50 (s) | p50 (s) | p90 (s) |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(rows, key=lambda r: (Path(r["data"]).name != "questions.jsonl", Path(r["data"]).name,
                                              r["model"], bool(r.get("verifier")), r.get("show", 5))):
             out.append(f"| `{Path(r['data']).name}` | {r['model']} | {r.get('verifier') or '–'} | {r.get('show', 5)} | "
                        f"{r['n']} "
                        f"({r['n_unanswerable']}) | {r['recall_at_5']:.2f} | {r['map_at_5']:.2f} | "
                        f"{r['answer_em']:.2f} | {r['answer_f1']:.2f} | {r['citation_precision']:.2f} | "
-                       f"{r['abstain_precision']:.2f} | {r['abstain_recall']:.2f} | "
+                       f"{r['abstain_precision']:.2f} | {r['abstain_recall']:.2f} | {_guesses(r)} | "
                        f"{r.get('ttft_p50_s') or float('nan'):.2f} | {r['p50_s']:.2f} | {r['p90_s']:.2f} |")
         out += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in rows) +
                 ". Per-question rows in `results/ask/*.json`.", ""]

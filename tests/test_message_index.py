@@ -338,6 +338,15 @@ def test_a_verifier_must_find_the_answer_in_its_message_and_the_next_likeliest_a
     assert result.word_gain is None  # with a verifier the word gains are not weighed
     assert result.candidate == 0 and 0 < result.support < 1 and 0 < result.support_s < result.total_s
 
+    # an answer the verifier is not sure of is heard as a guess, with the words of its message it came from
+    source = index.messages[result.citations[0]]
+    unsure = ask(assistant, index, question, now, replace(anyway, sure_support=1.0), checker)
+    assert unsure.hedged and unsure.answer == result.answer and unsure.support == result.support
+    assert unsure.evidence and unsure.evidence.strip("… ") in source.text
+    assert unsure.spoken.startswith("Maybe ") and unsure.evidence in unsure.spoken
+    sure = ask(assistant, index, question, now, replace(anyway, sure_support=0.0), checker)
+    assert not sure.hedged and sure.evidence == "" and not sure.spoken.startswith("Maybe ")
+
     v = checker.engine
     scored = v.tokenize_prompt(v.format_chat(prompts.verify_messages(index.messages[result.citations[0]], question,
                                                                      result.draft)))
