@@ -732,7 +732,7 @@ def eval_ask_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieval recall@5 / MAP@5, answer EM / F1, citation precision, abstention precision / recall."""
-    from device.ask_evaluation import eval_ask, read_questions, to_json
+    from device.ask_evaluation import RIGHT_F1, eval_ask, read_questions, to_json
     from device.embedder import Embedder, fetch_embedder
     from device.machine import machine_info
 
@@ -768,7 +768,7 @@ def eval_ask_cmd(
     for key, value in summary.items():
         table.add_row(key, str(value))
     console.print(table)
-    wrong = [r for r in result.samples if r["abstained"] == r["answerable"] or (r["answerable"] and r["f1"] < 0.5)]
+    wrong = [r for r in result.samples if r["abstained"] == r["answerable"] or (r["answerable"] and r["f1"] < RIGHT_F1)]
     for r in wrong[:10]:
         console.print(f"[dim]{r['id']}[/] {'abstained' if r['abstained'] else repr(r['answer'])} ({r['reason']})",
                       highlight=False)
