@@ -19,17 +19,17 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from device import catalog
-from device.assistant import Assistant, AssistantError, Result
+from device.assistant.core import Assistant, AssistantError, Result
 from device.catalog import CatalogError
-from device.embedder import EmbedderError
+from device.ask.embedder import EmbedderError
 from device.engines import EngineError, load_engine
-from device.inbox import FeedError, Thread, group_threads, read_feed, replay
+from device.messages.inbox import FeedError, Thread, group_threads, read_feed, replay
 from device.paths import cache_dir, state_dir
-from device.prefix_store import PrefixStore
+from device.assistant.prefix_store import PrefixStore
 from device.privacy import audit_log, open_gate
 from device.privacy.crypto import KeyFileError
-from device.retention import apply_retention, forget_thread
-from device.store import MessageStore, StoreError
+from device.messages.retention import apply_retention, forget_thread
+from device.messages.store import MessageStore, StoreError
 
 app = typer.Typer(help="glassmate: an on-device messaging assistant for smart glasses.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -174,7 +174,7 @@ def models_verify(
 # -- assistant commands ------------------------------------------------------------------------------------
 def _open_assistant(model: str | None, threads: int | None, n_ctx: int | None, adapters: bool = True,
                     adapter_files: dict[str, Path] | None = None) -> Assistant:
-    from device.adapters import attach
+    from device.engines.adapters import attach
 
     name = model or catalog.default_model()
     with err.status(f"loading {name}…"):
@@ -348,10 +348,10 @@ def hud(
     with --voice, the microphone and speaker too)."""
     import uvicorn
 
-    from device.commands import ContactBook, llm_completer
-    from device.glasses_session import GlassesSession
-    from device.hud import create_app
-    from device.hud import replay_feed as start_replay
+    from device.glasses.commands import ContactBook, llm_completer
+    from device.glasses.session import GlassesSession
+    from device.glasses.hud import create_app
+    from device.glasses.hud import replay_feed as start_replay
 
     with clear_errors():
         messages = _feed_or_sample(feed)
@@ -378,9 +378,9 @@ def hud(
 def _hud_asker(assistant, store: MessageStore, threads: int | None):
     """Questions about the messages on the glasses, when the `ask` extra (embedder + index) is installed; answered
     by the catalog's ask model when it is there, else by the session's model."""
-    from device.ask import InboxAsker
+    from device.ask.answer import InboxAsker
     from device.catalog import CatalogError
-    from device.embedder import EmbedderError
+    from device.ask.embedder import EmbedderError
 
     try:
         index, _ = _open_index(store, threads)
@@ -406,7 +406,7 @@ def _start_voice(session, wake_phrase: str | None, input_device: str | None, out
     """The voice loop in the background: turns until the process ends; a failing turn is reported, not fatal."""
     import threading
 
-    from device.voice import AudioIO, Synthesizer, Transcriber, VoiceError, VoiceLoop
+    from device.glasses.voice import AudioIO, Synthesizer, Transcriber, VoiceError, VoiceLoop
 
     def device(value: str | None):
         return int(value) if value is not None and value.isdigit() else value
@@ -445,9 +445,9 @@ def eval_summaries_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """ROUGE-1/2/L, unsupported-span (faithfulness), echo and empty rates, and latency of catch-up summaries."""
-    from device.adapters import load_adapters
-    from device.evaluation import eval_summaries, to_json, worst
-    from device.machine import machine_info
+    from device.engines.adapters import load_adapters
+    from lab.evaluation import eval_summaries, to_json, worst
+    from lab.machine import machine_info
 
     with clear_errors():
         assistant = _open_assistant(model, threads, n_ctx, adapters)
@@ -500,9 +500,9 @@ def eval_replies_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Reply ranking (MRR, P@1 of the true reply among 10) and draft diversity (distinct-1/2, similarity)."""
-    from device.adapters import load_adapters
-    from device.machine import machine_info
-    from device.reply_evaluation import eval_replies, to_json
+    from device.engines.adapters import load_adapters
+    from lab.machine import machine_info
+    from lab.reply_evaluation import eval_replies, to_json
 
     with clear_errors():
         assistant = _open_assistant(model, threads, n_ctx, adapters)
@@ -544,7 +544,7 @@ def bench(
     out: Annotated[Path, typer.Option(help="folder for bench.json, bench.md and the plots")] = Path("bench-out"),
 ) -> None:
     """Latency per use case beside raw llama.cpp, plain transformers and the memory-bandwidth ceiling."""
-    from device.bench import PROFILES, BenchConfig, run_bench
+    from lab.bench import PROFILES, BenchConfig, run_bench
 
     with clear_errors():
         if profile and profile not in PROFILES:
@@ -632,8 +632,8 @@ def privacy_retain(
 
 # -- ask my messages -----------------------------------------------------------------------------------------
 def _open_index(store: MessageStore, threads: int | None):
-    from device.embedder import Embedder, fetch_embedder
-    from device.message_index import MessageIndex
+    from device.ask.embedder import Embedder, fetch_embedder
+    from device.ask.message_index import MessageIndex
 
     with err.status("preparing the embedder (first time: fetch and build, a few seconds)…"):
         fetch_embedder()
@@ -666,7 +666,7 @@ def _open_verifier(name: str | None, threads: int | None, n_ctx: int | None, req
 
 
 def _ask_config(k: int, show: int | None, min_confidence: float | None = None):
-    from device.ask import AskConfig
+    from device.ask.answer import AskConfig
 
     config = AskConfig(k=k)
     config.show = min(k, show if show is not None else config.show)
@@ -689,7 +689,7 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer from your own messages with citations, or say "I don't see that in your messages"."""
-    from device.ask import ask as answer_question
+    from device.ask.answer import ask as answer_question
 
     with clear_errors(), _device_store(store_path) as store:
         if feed is not None:
@@ -720,7 +720,7 @@ def ask(
 
 @eval_app.command("ask")
 def eval_ask_cmd(
-    data: Annotated[Path, typer.Option(help="question set (JSONL; see device/ask_evaluation.py)")] = Path(
+    data: Annotated[Path, typer.Option(help="question set (JSONL; see lab/ask_evaluation.py)")] = Path(
         "tests/fixtures/ask/questions.jsonl"),
     model: AskModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     k: Annotated[int, typer.Option(help="messages retrieved per question")] = 5,
@@ -732,9 +732,9 @@ def eval_ask_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieval recall@5 / MAP@5, answer EM / F1, citation precision, abstention precision / recall."""
-    from device.ask_evaluation import RIGHT_F1, eval_ask, read_questions, to_json
-    from device.embedder import Embedder, fetch_embedder
-    from device.machine import machine_info
+    from lab.ask_evaluation import RIGHT_F1, eval_ask, read_questions, to_json
+    from device.ask.embedder import Embedder, fetch_embedder
+    from lab.machine import machine_info
 
     with clear_errors():
         questions = read_questions(data)
@@ -788,9 +788,9 @@ def bench_ask(
 ) -> None:
     """Ask latency and index cost with MESSAGES messages in the store (real IRC chat lines + the question set's
     inboxes)."""
-    from device.ask_bench import run_bench
-    from device.embedder import Embedder, fetch_embedder
-    from device.machine import machine_info
+    from lab.ask_bench import run_bench
+    from device.ask.embedder import Embedder, fetch_embedder
+    from lab.machine import machine_info
 
     with clear_errors():
         fetch_embedder()
@@ -852,7 +852,7 @@ def eval_pii_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Token-level precision, recall and F2 of the PII detector, per entity type and overall."""
-    from device.privacy.pii_eval import evaluate
+    from lab.pii_eval import evaluate
 
     with err.status("building gazetteers and scoring…"):
         result = evaluate(data, limit, offset)
@@ -885,9 +885,9 @@ def eval_commands_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Intent accuracy, slot F1 and the confusion matrix of the voice-command parser (rules, then the LLM)."""
-    from device.command_evaluation import evaluate, plot_confusion, read_cases
-    from device.commands import ContactBook, llm_completer
-    from device.machine import machine_info
+    from lab.command_evaluation import evaluate, plot_confusion, read_cases
+    from device.glasses.commands import ContactBook, llm_completer
+    from lab.machine import machine_info
 
     with clear_errors():
         try:

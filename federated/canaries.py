@@ -13,8 +13,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from device import prompts
-from device.inbox import Message, group_threads
+from device.assistant import prompts
+from device.messages.inbox import Message, group_threads
 from federated.train import Example
 
 FORMAT = "the door code is {}"

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from device.adapters import TASKS, load_adapters
+from device.engines.adapters import TASKS, load_adapters
 from device.catalog import CatalogError, human_size
 
 app = typer.Typer(help="Task adapters (LoRA) for the small models: build them here, the assistant loads them.",
@@ -36,7 +36,7 @@ def build_cmd(
 ) -> None:
     """Train the task's LoRA on MODEL (fixed seed; resumes from its checkpoint if interrupted), export it as a GGUF
     LoRA adapter under models/built/adapters/ and register it with its sha256."""
-    from device.inbox import FeedError
+    from device.messages.inbox import FeedError
     from federated.task_adapters import DEFAULT_DATA, build
 
     if data is None:

@@ -1,6 +1,6 @@
 """One client per real user: (the message they replied to, with a little context) → (their reply).
 
-From the Ubuntu IRC corpus' human reply links (device.irc): users with at least `min_messages` replies in the
+From the Ubuntu IRC corpus' human reply links (lab.irc): users with at least `min_messages` replies in the
 training folder become clients, identified only by a hash of their nick. Each client's held-out examples are the
 same user's replies in the dev folder (when they have any). In the prompt the user's own earlier lines are "Me",
 as on their glasses. tiny_shakespeare (one client per speaker) is the fast smoke fixture.
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from device import prompts
-from device.inbox import Message, group_threads
-from device.irc import ReplyPair, client_id, pair_messages, reply_pairs, strip_address
+from device.assistant import prompts
+from device.messages.inbox import Message, group_threads
+from lab.irc import ReplyPair, client_id, pair_messages, reply_pairs, strip_address
 from federated.train import Example
 
 

@@ -14,11 +14,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from device.assistant import Assistant
+from device.assistant.core import Assistant
 from device.engines import load_engine
-from device.inbox import group_threads
-from device.irc import client_id, pair_messages, reply_pairs, strip_address
-from device.reply_evaluation import pair_prompt
+from device.messages.inbox import group_threads
+from lab.irc import client_id, pair_messages, reply_pairs, strip_address
+from lab.reply_evaluation import pair_prompt
 
 
 def _pairs_of(run: dict, client: int) -> tuple[str, list]:

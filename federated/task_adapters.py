@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from device import prompts
-from device.adapters import TASKS, AdapterSpec, register_adapter
-from device.evaluation import dialogue_messages, read_dialogsum, references
-from device.faithfulness import unsupported
-from device.inbox import group_threads
+from device.assistant import prompts
+from device.engines.adapters import TASKS, AdapterSpec, register_adapter
+from lab.evaluation import dialogue_messages, read_dialogsum, references
+from device.assistant.faithfulness import unsupported
+from device.messages.inbox import group_threads
 from device.paths import models_dir, state_dir
 from federated.lora import ALL_LINEAR, LoraSpec
 from federated.train import Example, TrainConfig
@@ -117,7 +117,7 @@ def catch_up_data(path: Path, holdout: int) -> TaskData:
 
 
 def draft_replies_data(folder: Path, n: int = REPLY_SAMPLE, seed: int = 0) -> TaskData:
-    from device.irc import reply_pairs, strip_address
+    from lab.irc import reply_pairs, strip_address
     from federated.partitions import reply_example
 
     pairs = [p for p in reply_pairs(folder) if len(strip_address(p.reply.text).split()) >= 2]

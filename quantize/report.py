@@ -84,7 +84,7 @@ def speed(engine) -> tuple[float, float]:
 
 def ppl_text(data: Path, skip: int) -> str:
     """Held-in chat text: DialogSum dialogues after the ones the ROUGE eval summarizes, as `Name: text` lines."""
-    from device.evaluation import dialogue_messages, read_dialogsum
+    from lab.evaluation import dialogue_messages, read_dialogsum
 
     rows = read_dialogsum(data, skip + 60)[skip:]
     return "\n\n".join("\n".join(f"{m.sender}: {m.text}" for m in dialogue_messages(r["dialogue"], "c"))
@@ -103,11 +103,11 @@ def perplexity(engine, text: str) -> tuple[float, int]:
 
 def json_valid_rate(engine, data: Path, n: int) -> float:
     """Share of reply drafts whose first JSON-constrained pass is complete JSON with three non-empty replies."""
-    from device import prompts
-    from device.assistant import REPLIES_TOKENS, REPLY_CONTEXT_MESSAGES
+    from device.assistant import prompts
+    from device.assistant.core import REPLIES_TOKENS, REPLY_CONTEXT_MESSAGES
     from device.engines.base import GenerationParams
-    from device.evaluation import dialogue_messages, read_dialogsum
-    from device.inbox import group_threads
+    from lab.evaluation import dialogue_messages, read_dialogsum
+    from device.messages.inbox import group_threads
 
     rows = read_dialogsum(data, n)
     ok = 0
@@ -127,11 +127,11 @@ def json_valid_rate(engine, data: Path, n: int) -> float:
 
 
 def measure(name: str, data: Path, n: int, n_json: int, n_ctx: int = 2048) -> VariantRow:
-    from device.assistant import Assistant
+    from device.assistant.core import Assistant
     from device.catalog import get_model, path_size
     from device.engines import load_engine
-    from device.evaluation import eval_summaries
-    from device.machine import peak_rss_mb
+    from lab.evaluation import eval_summaries
+    from lab.machine import peak_rss_mb
 
     spec = get_model(name)
     stages: dict[str, float] = {}
@@ -207,8 +207,8 @@ def run_worker(name: str, data: Path, n: int, n_json: int, on_stage=lambda s: No
 
 def run_report(models: list[str], data: Path, n: int, n_json: int, out: Path, on_variant=lambda i, n, v: None,
                on_stage=lambda s: None, only: list[str] | None = None) -> dict:
-    from device.bench import read_bandwidth_gbs, versions
-    from device.machine import machine_info
+    from lab.bench import read_bandwidth_gbs, versions
+    from lab.machine import machine_info
 
     if not Path(data).is_file():
         raise FileNotFoundError(f"{data}: no such file (DialogSum dev set, e.g. ../shared/data/dialogsum/"

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from device.adapters import AdapterSpec, adapters_for, register_adapter, verified
-from device.assistant import Assistant
+from device.engines.adapters import AdapterSpec, adapters_for, register_adapter, verified
+from device.assistant.core import Assistant
 from device.catalog import CatalogError
 from device.engines import load_engine
 from device.engines.base import ChatMessage, EngineError
-from device.evaluation import eval_summaries
-from device.inbox import FeedError, group_threads, read_feed
+from lab.evaluation import eval_summaries
+from device.messages.inbox import FeedError, group_threads, read_feed
 from tests.conftest import TEST_MODEL, glassmate_home
 
 pytest.importorskip("peft")
@@ -28,7 +28,7 @@ def smollm2_torch(model_spec):
 
 
 def _example_ids(bm) -> list[int]:
-    from device import prompts
+    from device.assistant import prompts
     from federated.train import Example, encode
 
     msgs = prompts.summary_messages("Chat: Dinner (with Marco)", ["[Fri 20:40] Marco: Luigi's at 8pm, table for 6"])
@@ -110,7 +110,7 @@ def test_onnx_engine_says_adapters_run_under_llama_cpp(onnx_engine):
 
 
 def _train_tiny(model_spec, tmp_path, steps_before_crash: int | None = None):
-    from device import prompts
+    from device.assistant import prompts
     from federated.base_model import tiny_model
     from federated.lora import LoraSpec, adapter_arrays, attach
     from federated.train import Example, TrainConfig, train
@@ -166,7 +166,7 @@ def test_registry_checks_sha256_and_the_eval_refuses_training_rows(tmp_path, mod
         assert verified(spec) == spec
 
         e = load_engine(TEST_MODEL, n_ctx=1024, n_threads=2)
-        from device.adapters import attach as attach_adapters
+        from device.engines.adapters import attach as attach_adapters
         tasks = attach_adapters(e, TEST_MODEL)
         assert tasks == {"catch_up": "smollm2-135m.catch_up"}
         data = tmp_path / "d.jsonl"
@@ -191,7 +191,7 @@ def test_assistant_puts_each_tasks_adapter_in_effect(tmp_path, dinner_feed, smol
     smollm2_torch.model = lm.model.unload()
     path = write_gguf_adapter(tmp_path / "s.gguf", state, smollm2_torch.model.config, "llama", 4)
     e = load_engine(TEST_MODEL, n_ctx=2048, n_threads=2)
-    from device.adapters import attach as attach_adapters
+    from device.engines.adapters import attach as attach_adapters
 
     tasks = attach_adapters(e, TEST_MODEL, files={"catch_up": path}, registered=False)
     a = Assistant(e, adapters=tasks)
@@ -211,7 +211,7 @@ def test_a_wearers_federated_adapter_runs_in_llama_cpp_and_changes_their_drafts(
     """`glassmate fl drafts`: the personalized GGUF LoRA a run left on the device, in the glasses' engine."""
     import torch
 
-    from device.irc import client_id, reply_pairs
+    from lab.irc import client_id, reply_pairs
     from federated.gguf_lora import write_gguf_adapter
     from federated.lora import LoraSpec, adapter_state, attach
     from federated.personal_drafts import compare

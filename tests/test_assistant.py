@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from device.assistant import Assistant, normalise
-from device.inbox import Message, Thread, group_threads, read_feed
-from device.prompts import message_line, neutralise
+from device.assistant.core import Assistant, normalise
+from device.messages.inbox import Message, Thread, group_threads, read_feed
+from device.assistant.prompts import message_line, neutralise
 
 
 @pytest.fixture(scope="module")

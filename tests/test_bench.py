@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from device.bench import BenchConfig, pct, profile_warning, read_bandwidth_gbs, run_bench, summarize_samples
+from lab.bench import BenchConfig, pct, profile_warning, read_bandwidth_gbs, run_bench, summarize_samples
 
 
 def test_percentiles_and_rates():

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from device.assistant import Assistant
-from device.command_evaluation import evaluate, read_cases
-from device.commands import INTENTS, ContactBook, llm_completer, parse, parse_duration, parse_with_llm, understand
-from device.glasses_session import GlassesSession
-from device.inbox import Message, group_threads, read_feed
+from device.assistant.core import Assistant
+from lab.command_evaluation import evaluate, read_cases
+from device.glasses.commands import INTENTS, ContactBook, llm_completer, parse, parse_duration, parse_with_llm, understand
+from device.glasses.session import GlassesSession
+from device.messages.inbox import Message, group_threads, read_feed
 from device.privacy.egress import AuditLog, EgressGate
 from device.privacy.transport import MemoryTransport
 
@@ -118,7 +118,7 @@ def test_a_reply_leaves_only_after_read_back_and_an_explicit_send(engine, tmp_pa
     assert s.say == "Send to Mum: I'll bring a cake? Say send, or cancel."
     assert transport.delivered == []
     # a guess of the LLM fallback is not a confirmation
-    from device.commands import Command
+    from device.glasses.commands import Command
     s = session.do(Command("send", source="llm"))
     assert s.view == "confirm" and transport.delivered == []
     s = session.hear("cancel")

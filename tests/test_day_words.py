@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from device.day_words import resolve_day_words
+from device.messages.day_words import resolve_day_words
 
 SAT = datetime(2026, 11, 21, 9, 0)  # a Saturday
 THU = datetime(2026, 11, 26, 18, 0)

@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from device.cli import app
-from device.inbox import FeedError, Message
+from device.messages.inbox import FeedError, Message
 from device.privacy import audit_log, open_gate
 from device.privacy.crash import report_crash
-from device.retention import apply_retention, forget_thread
-from device.store import MessageStore
+from device.messages.retention import apply_retention, forget_thread
+from device.messages.store import MessageStore
 from tests.conftest import write_feed
 
 CANARY_CODE = "canary-7c1e9d44-wombat"

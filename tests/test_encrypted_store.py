@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from device.inbox import Message
+from device.messages.inbox import Message
 from device.privacy.crypto import KeyFileError, load_or_create_key
-from device.store import MessageStore, StoreError
+from device.messages.store import MessageStore, StoreError
 
 CANARIES = ["canary-ostrich-7f3a9b21", "Zanzibar-canary-sender", "canary thread quokka-55e1"]
 
@@ -107,8 +107,8 @@ def test_tampered_or_swapped_rows_fail_loudly(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     from datetime import UTC, datetime, timedelta
-    from device.inbox import Message
-    from device.store import MessageStore
+    from device.messages.inbox import Message
+    from device.messages.store import MessageStore
     store = MessageStore(sys.argv[1])
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     i = 0

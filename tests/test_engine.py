@@ -9,7 +9,7 @@ import pytest
 from device.engines import EngineError, load_engine
 from device.engines.base import ChatMessage, GenerationParams
 from device.engines.llama import LlamaEngine
-from device.prompts import REPLIES_SCHEMA
+from device.assistant.prompts import REPLIES_SCHEMA
 
 
 def _prompt(engine, text):

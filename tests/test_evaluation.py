@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from device.assistant import Assistant
-from device.evaluation import copies_transcript, dialogue_messages, eval_summaries, is_echo
+from device.assistant.core import Assistant
+from lab.evaluation import copies_transcript, dialogue_messages, eval_summaries, is_echo
 
 
 def test_dialogsum_turns_become_messages():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from device.evidence import evidence_clause, spoken_as_guess
-from device.inbox import WEARER, Message
+from device.ask.evidence import evidence_clause, spoken_as_guess
+from device.messages.inbox import WEARER, Message
 
 
 def test_the_sentence_that_carries_the_answer_is_quoted():

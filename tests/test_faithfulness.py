@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from device.assistant import Assistant, extractive_summary
-from device.faithfulness import claimed_spans, unsupported
-from device.inbox import group_threads, read_feed
+from device.assistant.core import Assistant, extractive_summary
+from device.assistant.faithfulness import claimed_spans, unsupported
+from device.messages.inbox import group_threads, read_feed
 from tests.conftest import SHARED
 
 CHAT = ("Marco: Booked Luigi's on Carver Street for Friday at 8pm, table for 6!\n"
@@ -65,7 +65,7 @@ def test_with_the_guard_no_shown_summary_has_an_unsupported_span(engine):
     """The real SmolLM2 hallucinates freely; whatever it writes, what the wearer is shown is supported."""
     from importlib.resources import files
 
-    from device import prompts
+    from device.assistant import prompts
 
     threads = group_threads(read_feed(files("device") / "data" / "sample_inbox.jsonl"))
     assistant = Assistant(engine, guard=True)

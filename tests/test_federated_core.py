@@ -37,7 +37,7 @@ def test_clients_are_users_with_hashed_ids_and_their_own_lines_as_me(irc_dirs):
 
 
 def test_reply_example_prompt_holds_context_and_target_is_the_reply(irc_dirs):
-    from device.irc import reply_pairs
+    from lab.irc import reply_pairs
 
     pair = reply_pairs(irc_dirs[0])[2]  # bob answers ann, after bob's own question
     ex = reply_example(pair)
@@ -55,7 +55,7 @@ def test_shakespeare_speakers_are_clients():
 
 
 def test_local_training_personalization_and_metrics_on_the_tiny_model(model_spec):
-    from device import prompts
+    from device.assistant import prompts
     from federated.lora import adapter_arrays, load_adapter_state
     from federated.task import RunConfig, initial_arrays, load, local_train, perplexity, personalized, ranking
     from federated.train import Example
@@ -113,7 +113,7 @@ def test_canary_exposure_detects_a_memorised_secret(model_spec):
 def test_candidates_scored_in_one_batch_score_as_alone(model_spec):
     import torch
 
-    from device import prompts
+    from device.assistant import prompts
     from federated.task import RunConfig, load
     from federated.train import Example, collate, encode, row_mean_losses, target_loss
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from device.assistant import Assistant, normalise
-from device.inbox import FeedError, group_threads, read_feed
+from device.assistant.core import Assistant, normalise
+from device.messages.inbox import FeedError, group_threads, read_feed
 from device.privacy.hostile import flags
-from device.prompts import message_line
+from device.assistant.prompts import message_line
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hostile_messages.jsonl"
 ROWS = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]

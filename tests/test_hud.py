@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from device.ask import InboxAsker
-from device.assistant import Assistant
-from device.embedder import Embedder, fetch_embedder
-from device.glasses_session import GlassesSession
-from device.inbox import group_threads, read_feed
-from device.message_index import MessageIndex
+from device.ask.answer import InboxAsker
+from device.assistant.core import Assistant
+from device.ask.embedder import Embedder, fetch_embedder
+from device.glasses.session import GlassesSession
+from device.messages.inbox import group_threads, read_feed
+from device.ask.message_index import MessageIndex
 from device.privacy import stored_texts
 from device.privacy.egress import AuditLog, EgressGate
 from device.privacy.transport import OutboxTransport
-from device.store import MessageStore
+from device.messages.store import MessageStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "hud"
@@ -39,7 +39,7 @@ def _free_port() -> int:
 @pytest.fixture
 def hud_server(engine, tmp_path):
     uvicorn = pytest.importorskip("uvicorn")
-    from device.hud import create_app
+    from device.glasses.hud import create_app
 
     threads = group_threads(read_feed(Path(__file__).resolve().parents[1] / "device" / "data" /
                                       "sample_inbox.jsonl"))

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from device.inbox import FeedError, Message, bursts, group_threads, read_feed, replay
+from device.messages.inbox import FeedError, Message, bursts, group_threads, read_feed, replay
 from tests.conftest import write_feed
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.embedder import NAME, Embedder, fetch_embedder
-from device.inbox import Message, read_feed
-from device.message_index import BM25, MessageIndex, tokens
-from device.retention import apply_retention, forget_thread
-from device.store import MessageStore
+from device.ask.embedder import NAME, Embedder, fetch_embedder
+from device.messages.inbox import Message, read_feed
+from device.ask.message_index import BM25, MessageIndex, tokens
+from device.messages.retention import apply_retention, forget_thread
+from device.messages.store import MessageStore
 
 SAMPLE = Path(__file__).resolve().parents[1] / "device" / "data" / "sample_inbox.jsonl"
 
@@ -95,7 +95,7 @@ def test_bm25_add_remove_and_tokens():
 
 
 def test_an_answer_is_shown_only_when_its_citations_carry_it(indexed):
-    from device.ask import AskConfig, check_answer
+    from device.ask.answer import AskConfig, check_answer
 
     _, index, _ = indexed
     shown = sorted(index.search("dinner Friday Luigi's deposit", 3), key=lambda h: (h.message.ts, h.id))
@@ -130,7 +130,7 @@ def test_an_answer_is_shown_only_when_its_citations_carry_it(indexed):
 
 
 def test_answers_that_are_the_sender_or_the_question_are_refused_and_signs_restored(indexed):
-    from device.ask import AskConfig, as_written, check_answer
+    from device.ask.answer import AskConfig, as_written, check_answer
 
     _, index, _ = indexed
     cfg = AskConfig()
@@ -148,7 +148,7 @@ def test_answers_that_are_the_sender_or_the_question_are_refused_and_signs_resto
 
 
 def test_a_message_that_names_no_day_speaks_of_the_day_it_was_sent(indexed):
-    from device.ask import AskConfig, check_answer
+    from device.ask.answer import AskConfig, check_answer
 
     _, index, _ = indexed
     hit = index.search("Booked Luigi's Carver Street", 1)[0]
@@ -161,7 +161,7 @@ def test_a_message_that_names_no_day_speaks_of_the_day_it_was_sent(indexed):
 
 
 def test_yes_no_answers_things_named_as_asked_and_the_message_about_the_question(indexed):
-    from device.ask import AskConfig, check_answer
+    from device.ask.answer import AskConfig, check_answer
 
     _, index, _ = indexed
     base = index.search("Booked Luigi's Carver Street", 1)[0]
@@ -195,7 +195,7 @@ def test_yes_no_answers_things_named_as_asked_and_the_message_about_the_question
 
 
 def test_question_names():
-    from device.ask import question_names
+    from device.ask.answer import question_names
 
     assert question_names("What is Hugo's phone number?") == ["Hugo"]
     assert question_names("Which channel should ekCo ask about the Qt problem?") == ["ekCo", "Qt"]
@@ -204,7 +204,7 @@ def test_question_names():
 
 
 def test_the_words_a_question_is_about_are_dropped_one_at_a_time():
-    from device.ask import without_each_word
+    from device.ask.answer import without_each_word
 
     # names are held to the message apart ("Christmas", "Grandpa"); question and stop words say nothing of the topic
     assert without_each_word("Which hotel are we staying at for Christmas?", "The café") == [
@@ -218,9 +218,9 @@ def test_the_words_a_question_is_about_are_dropped_one_at_a_time():
 
 
 def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_spec):
-    from device.ask import ask
-    from device.assistant import Assistant
-    from device.day_words import resolve_day_words
+    from device.ask.answer import ask
+    from device.assistant.core import Assistant
+    from device.messages.day_words import resolve_day_words
     from device.engines import load_engine
 
     _, index, _ = indexed
@@ -240,10 +240,10 @@ def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_
 def test_the_glasses_answer_a_spoken_question_from_the_messages(indexed, engine, tmp_path):
     """The voice/HUD path: a question heard by the glasses session → the answer view, spoken, with its sources;
     a tap opens the chat it came from; a question about nothing in the messages is declined, not guessed."""
-    from device.ask import InboxAsker
-    from device.assistant import Assistant
-    from device.glasses_session import GlassesSession
-    from device.inbox import group_threads
+    from device.ask.answer import InboxAsker
+    from device.assistant.core import Assistant
+    from device.glasses.session import GlassesSession
+    from device.messages.inbox import group_threads
     from device.privacy import stored_texts
     from device.privacy.egress import AuditLog, EgressGate
     from device.privacy.transport import OutboxTransport
@@ -273,9 +273,9 @@ def test_answers_must_fit_this_question_better_than_none_and_better_than_it_with
     gain — the least, over the words the question is about, of log p(answer | question) − log p(answer | the
     question without that word) — are what they say, scored from scratch here; an answer short of
     `min_question_gain` or `min_word_gain` is refused, its draft kept."""
-    from device import prompts
-    from device.ask import AskConfig, ask, without_each_word
-    from device.assistant import Assistant
+    from device.assistant import prompts
+    from device.ask.answer import AskConfig, ask, without_each_word
+    from device.assistant.core import Assistant
     from device.engines import load_engine
     from device.engines.base import continuation_logprobs_by_rescoring
 
@@ -318,9 +318,9 @@ def test_a_verifier_must_find_the_answer_in_its_message_and_the_next_likeliest_a
     """With a verifier, `support` is its P(yes) / (P(yes) + P(no)) that the cited message states the answer, scored
     from scratch here; an answer short of `min_support` is refused (draft kept); then the model's next likeliest
     answers — each of its next likeliest first tokens, continued greedily — are weighed the same way."""
-    from device import prompts
-    from device.ask import AskConfig, _next_answers, ask
-    from device.assistant import Assistant
+    from device.assistant import prompts
+    from device.ask.answer import AskConfig, _next_answers, ask
+    from device.assistant.core import Assistant
     from device.engines import load_engine
     from device.engines.base import continuation_logprobs_by_rescoring
 

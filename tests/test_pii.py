@@ -47,7 +47,7 @@ def test_plain_chat_is_left_alone():
 
 @pytest.mark.skipif(not PII_FILE.exists(), reason="../shared/data/pii is not present")
 def test_beats_presidio_vanilla_on_the_shared_benchmark():
-    from device.privacy.pii_eval import evaluate
+    from lab.pii_eval import evaluate
 
     overall = evaluate(PII_FILE)["overall"]
     assert overall["recall"] > 0.603 and overall["f2"] > 0.618 and overall["precision"] >= 0.685, overall

@@ -14,7 +14,7 @@ from device.catalog import CatalogError
 from device.engines import EngineError, load_engine
 from device.engines.base import ChatMessage, GenerationParams
 from device.engines.llama import LlamaEngine
-from device.inbox import read_feed
+from device.messages.inbox import read_feed
 from quantize.gguf_variants import QuantizeError, parse_types
 from tests.conftest import SHARED, TEST_MODEL, glassmate_home
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from device.assistant import Assistant
-from device.inbox import FeedError
-from device.irc import client_id, reply_pairs, strip_address
-from device.reply_evaluation import distinct, eval_replies, similarity
+from device.assistant.core import Assistant
+from device.messages.inbox import FeedError
+from lab.irc import client_id, reply_pairs, strip_address
+from lab.reply_evaluation import distinct, eval_replies, similarity
 from tests.conftest import SHARED
 
 # A chat written for these tests, in the corpus' format (line numbers are 0-based; `i j -`: j replies to i).
@@ -100,7 +100,7 @@ def test_dev_split_yields_many_users_pairs():
 
 
 def test_the_replier_reads_their_own_earlier_lines_as_me(irc_folder):
-    from device.irc import pair_messages
+    from lab.irc import pair_messages
 
     third = reply_pairs(irc_folder)[2]  # bob answers ann, after bob's own question
     assert [m.sender for m in pair_messages(third)] == ["me", "ann"]

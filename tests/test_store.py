@@ -3,8 +3,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
-from device.inbox import Message
-from device.store import MessageStore
+from device.messages.inbox import Message
+from device.messages.store import MessageStore
 
 
 def _msgs():

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.assistant import Assistant
-from device.glasses_session import GlassesSession
-from device.inbox import group_threads, read_feed
+from device.assistant.core import Assistant
+from device.glasses.session import GlassesSession
+from device.messages.inbox import group_threads, read_feed
 from device.privacy.egress import AuditLog, EgressGate
 from device.privacy.transport import OutboxTransport
 from tests import virtual_audio
@@ -25,7 +25,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "device" / "data" / "sample_inbox
 
 @pytest.fixture(scope="module")
 def voice_parts():
-    voice = pytest.importorskip("device.voice")
+    voice = pytest.importorskip("device.glasses.voice")
     try:
         return voice, voice.Transcriber(threads=2), voice.Synthesizer()
     except voice.VoiceError as exc:

@@ -2,7 +2,7 @@
 
 A fast deterministic parser handles the phrasings people actually use (it runs in well under a millisecond);
 what it cannot place goes to the LLM constrained to a JSON schema (`parse_with_llm`). Names in the slots are
-resolved against the inbox (`device.contacts`): an ambiguous name stays ambiguous and carries the question to ask.
+resolved against the inbox (`device.glasses.contacts`): an ambiguous name stays ambiguous and carries the question to ask.
 
 Intents and their slots:
   read(target?)            target: a thread or a sender
@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from device.contacts import DETERMINERS, GROUP_WORDS, NUMBER_WORDS, ContactBook, Resolution, words
+from device.glasses.contacts import DETERMINERS, GROUP_WORDS, NUMBER_WORDS, ContactBook, Resolution, words
 
 INTENTS = ("read", "catch_up", "reply", "choose_reply", "send", "cancel", "next", "mute", "ask")
 # a question about the messages: placed by the rules only when no command fits; the LLM fallback is not offered it

@@ -21,12 +21,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from device.ask import AskConfig, ask
-from device.assistant import Assistant
-from device.embedder import Embedder
-from device.inbox import FeedError, read_feed
-from device.message_index import MessageIndex
-from device.store import MessageStore
+from device.ask.answer import AskConfig, ask
+from device.assistant.core import Assistant
+from device.ask.embedder import Embedder
+from device.messages.inbox import FeedError, read_feed
+from device.ask.message_index import MessageIndex
+from device.messages.store import MessageStore
 
 _WORD = re.compile(r"[a-z0-9£€$]+(?:[.:'][a-z0-9]+)*")
 _ARTICLES = {"a", "an", "the", "at", "on", "in", "is", "it", "by"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from device.store import MessageStore
+from device.messages.store import MessageStore
 
 KV_DIR = "kv"          # cached model state per thread: files named <thread_id>*
 ADAPTER_DIR = "adapters"  # personalized adapters trained on local messages

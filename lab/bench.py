@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from device.machine import peak_rss_mb
+from lab.machine import peak_rss_mb
 
 PROFILES = {  # threads, memory budget (MiB) for model + context
     "pi-zero2": {"threads": 4, "memory_mb": 420},
@@ -86,14 +86,14 @@ def _sample(result) -> dict:
 
 # -- the worker: one model, one thread count, in its own process -----------------------------------------------
 def run_worker(model: str, threads: int, runs: int) -> dict:
-    from device import prompts
-    from device.assistant import Assistant
+    from device.assistant import prompts
+    from device.assistant.core import Assistant
     from device.catalog import require_model
     from device.engines import load_engine
     from device.engines.base import GenerationParams
     from device.engines.llama_raw import RawLlama
-    from device.inbox import Message, Thread, group_threads, read_feed
-    from device.kvcache import ThreadKVCache
+    from device.messages.inbox import Message, Thread, group_threads, read_feed
+    from device.assistant.kvcache import ThreadKVCache
 
     cpu0 = time.process_time()
     start = time.perf_counter()
@@ -210,7 +210,7 @@ def profile_warning(model: str, file_bytes: int, profile: str | None) -> str | N
 
 # -- the driver ---------------------------------------------------------------------------------------------
 def _worker(args: list[str], stdin: str = "", timeout: int = 3600) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "device.bench", *args], input=stdin, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "lab.bench", *args], input=stdin, capture_output=True,
                           text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {' '.join(args[:3])} failed: {proc.stderr.strip()[-800:]}")
@@ -231,7 +231,7 @@ def versions() -> dict:
 
 def run_bench(cfg: BenchConfig, progress=lambda msg: None) -> dict:
     from device.catalog import path_size, require_model
-    from device.machine import machine_info
+    from lab.machine import machine_info
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     warnings = []

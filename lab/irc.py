@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from device.inbox import WEARER, FeedError, Message
+from device.messages.inbox import WEARER, FeedError, Message
 
 BOTS = frozenset({"ubotu", "ubottu", "ubot5", "ubot2", "ubuntu", "chanserv", "nickserv"})
 _LINE = re.compile(r"^\[(\d\d):(\d\d)\] <([^>]{1,40})> (.*)$")

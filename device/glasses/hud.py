@@ -25,10 +25,10 @@ from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from device.glasses_session import GlassesSession, Screen
-from device.inbox import FeedError, Message, parse_line, replay
+from device.glasses.session import GlassesSession, Screen
+from device.messages.inbox import FeedError, Message, parse_line, replay
 
-STATIC = Path(str(resources.files("device") / "hud_static"))
+STATIC = Path(str(resources.files("device.glasses") / "hud_static"))
 MAX_BODY = 64 * 1024
 
 

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from device.commands import Command, ContactBook, understand
+from device.glasses.commands import Command, ContactBook, understand
 from device.engines.base import EngineError
-from device.inbox import WEARER, Message, Thread
+from device.messages.inbox import WEARER, Message, Thread
 from device.privacy.egress import EgressGate
 
 CHIPS = 3
@@ -61,7 +61,7 @@ class GlassesSession:
         self.complete = complete  # the LLM fallback for free phrasing (None: rules only)
         self.on_message = on_message  # every message in or out (the CLI stores them, encrypted)
         self.now = now or (lambda: datetime.now().astimezone())
-        self.asker = asker  # question → device.ask.Asked over the wearer's indexed messages (None: not offered)
+        self.asker = asker  # question → device.ask.answer.Asked over the wearer's indexed messages (None: not offered)
         self.muted: dict[str, datetime | None] = {}
         self.screen = Screen()
         self.sent: list[tuple[str, str]] = []

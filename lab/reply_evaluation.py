@@ -16,10 +16,10 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from device import prompts
-from device.assistant import Assistant, normalise
-from device.inbox import FeedError, group_threads
-from device.irc import ReplyPair, pair_messages, reply_pairs, strip_address
+from device.assistant import prompts
+from device.assistant.core import Assistant, normalise
+from device.messages.inbox import FeedError, group_threads
+from lab.irc import ReplyPair, pair_messages, reply_pairs, strip_address
 
 CANDIDATES = 10
 

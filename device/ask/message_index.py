@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from device.embedder import DIM, NAME, Embedder, EmbedderError
-from device.inbox import Message
-from device.store import MessageStore
+from device.ask.embedder import DIM, NAME, Embedder, EmbedderError
+from device.messages.inbox import Message
+from device.messages.store import MessageStore
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
 DEPTH = 50  # candidates taken from each retriever before fusion

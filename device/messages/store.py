@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from device.inbox import Message, Thread
+from device.messages.inbox import Message, Thread
 from device.privacy.crypto import Cipher, IntegrityError, load_or_create_key
 
 SCHEMA = """

@@ -48,14 +48,14 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
-from device import prompts
-from device.assistant import Assistant
-from device.day_words import WEEKDAYS, resolve_day_words
+from device.assistant import prompts
+from device.assistant.core import Assistant
+from device.messages.day_words import WEEKDAYS, resolve_day_words
 from device.engines.base import Engine, GenerationParams
-from device.evidence import spoken_as_guess
-from device.faithfulness import unsupported
-from device.inbox import Message
-from device.message_index import STOP, Hit, MessageIndex, tokens
+from device.ask.evidence import spoken_as_guess
+from device.assistant.faithfulness import unsupported
+from device.messages.inbox import Message
+from device.ask.message_index import STOP, Hit, MessageIndex, tokens
 
 ANSWER_TOKENS = 120
 _NAME = re.compile(r"[^\W\d][\w'’.-]*")

@@ -10,12 +10,12 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from device import prompts
+from device.assistant import prompts
 from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
-from device.faithfulness import unsupported
-from device.inbox import Message, Thread
-from device.kvcache import ThreadKVCache
-from device.prefix_store import PrefixStore
+from device.assistant.faithfulness import unsupported
+from device.messages.inbox import Message, Thread
+from device.assistant.kvcache import ThreadKVCache
+from device.assistant.prefix_store import PrefixStore
 from device.privacy import hostile
 
 # Tokens kept free for the model's answer, per task.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from device.inbox import WEARER
+from device.messages.inbox import WEARER
 
 TOKEN_MATCH = 0.78  # a spoken token counts as a name token from this similarity on
 TIE = 0.04  # candidates this close to the best are "equally good": ask, don't guess

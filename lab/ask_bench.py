@@ -16,14 +16,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from device.ask import AskConfig, ask
-from device.ask_evaluation import read_questions
-from device.assistant import Assistant
-from device.embedder import Embedder
-from device.inbox import Message, read_feed
-from device.irc import files, read_lines
-from device.message_index import MessageIndex
-from device.store import MessageStore
+from device.ask.answer import AskConfig, ask
+from lab.ask_evaluation import read_questions
+from device.assistant.core import Assistant
+from device.ask.embedder import Embedder
+from device.messages.inbox import Message, read_feed
+from lab.irc import files, read_lines
+from device.ask.message_index import MessageIndex
+from device.messages.store import MessageStore
 
 
 def filler(folder: Path, n: int, start: datetime) -> list[Message]:

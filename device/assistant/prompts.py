@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from device.engines.base import ChatMessage
-from device.inbox import Message
+from device.messages.inbox import Message
 from device.privacy.hostile import clean
 
 # Control tokens of the chat templates we ship (ChatML for SmolLM2 and Qwen, plus common others).

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from device.commands import INTENTS, Command, ContactBook, understand
+from device.glasses.commands import INTENTS, Command, ContactBook, understand
 
 
 @dataclass(frozen=True)

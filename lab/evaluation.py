@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from device import prompts
-from device.assistant import Assistant
-from device.faithfulness import unsupported
-from device.inbox import FeedError, Message, group_threads
+from device.assistant import prompts
+from device.assistant.core import Assistant
+from device.assistant.faithfulness import unsupported
+from device.messages.inbox import FeedError, Message, group_threads
 
 _TURN = re.compile(r"^\s*#?([^#:]{1,40})#?\s*:\s*(.*)$")
 
