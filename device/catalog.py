@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.engines.base import Runtime
 from device.paths import catalog_path, models_dir
 
 CHUNK = 1 << 20
@@ -49,7 +50,7 @@ class ModelSpec:
     parts: tuple[Part, ...]
     size: int | None = None
     note: str = ""
-    runtime: str = "llama"  # "llama" (a GGUF file) or "onnx" (a folder: model.onnx + tokenizer)
+    runtime: Runtime = "llama"
     base: str | None = None  # for a built variant: the catalog model it was made from
     made_by: str = ""  # for a built variant: the command that built it
 

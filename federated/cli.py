@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from device.engines.adapters import TASKS, load_adapters
 from device.catalog import CatalogError, human_size
+from device.engines.adapters import load_adapters
+from device.tasks import ADAPTER_TASKS, Task
 
 app = typer.Typer(help="Task adapters (LoRA) for the small models: build them here, the assistant loads them.",
                   no_args_is_help=True)
@@ -24,7 +25,7 @@ err = Console(stderr=True)
 @app.command("build")
 def build_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="catalog model to adapt (its GGUF is the base)")],
-    task: Annotated[str, typer.Option(help=f"one of: {', '.join(TASKS)}")] = "catch_up",
+    task: Annotated[str, typer.Option(help=f"one of: {', '.join(ADAPTER_TASKS)}")] = Task.CATCH_UP.value,
     data: Annotated[Path | None, typer.Option(
         help="training data: DialogSum-format JSONL for catch_up [default ../shared/data/dialogsum/"
              "dialogsum.dev.jsonl]; a folder of Ubuntu IRC logs for draft_replies [default "
@@ -39,8 +40,12 @@ def build_cmd(
     from device.messages.inbox import FeedError
     from federated.task_adapters import DEFAULT_DATA, build
 
+    if task not in ADAPTER_TASKS:
+        raise typer.BadParameter(f"{task!r} is not a task adapters are built for; one of: "
+                                 f"{', '.join(ADAPTER_TASKS)}", param_hint="--task")
+    task = Task(task)
     if data is None:
-        data = DEFAULT_DATA.get(task, DEFAULT_DATA["catch_up"])
+        data = DEFAULT_DATA[task]
 
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from device.assistant import prompts
 from device.messages.inbox import Message, group_threads
-from lab.irc import ReplyPair, client_id, pair_messages, reply_pairs, strip_address
 from federated.train import Example
+from lab.irc import ReplyPair, client_id, pair_messages, reply_pairs, strip_address
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 from device.assistant.core import Assistant
 from device.engines import load_engine
 from device.messages.inbox import group_threads
+from device.tasks import Task
 from lab.irc import client_id, pair_messages, reply_pairs, strip_address
 from lab.reply_evaluation import pair_prompt
 
@@ -59,7 +60,7 @@ def compare(run_dir: Path, client: int, n: int = 5, threads: int | None = None, 
         raise ValueError(f"client {client} has no held-out replies in {run['config']['data-dev']}")
     engine = load_engine(model, n_threads=threads)
     engine.load_adapter("personal", adapter)
-    bare, personal = Assistant(engine, adapters={}), Assistant(engine, adapters={"draft_replies": "personal"})
+    bare, personal = Assistant(engine, adapters={}), Assistant(engine, adapters={Task.DRAFT_REPLIES: "personal"})
     rows = []
     for i, pair in enumerate(held[:n]):
         msgs = _pseudonymous(pair_messages(pair), "me")
@@ -68,7 +69,7 @@ def compare(run_dir: Path, client: int, n: int = 5, threads: int | None = None, 
         true = engine.tokenize(strip_address(pair.reply.text).strip())
         row: dict = {"reply_tokens": len(true)}
         for name, assistant in (("bare", bare), ("personal", personal)):
-            assistant._task("draft_replies")
+            assistant._task(Task.DRAFT_REPLIES)
             lp = engine.continuation_logprobs(prompt, [true])[0]
             row[f"logprob_{name}"] = sum(lp) / max(len(lp), 1)
             t0 = time.perf_counter()

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.tasks import Task
 from federated.lora import ATTENTION, LoraModel, LoraSpec, adapter_arrays, attach, load_adapter_state
 from federated.train import Example, TrainConfig, encode, mean_loss, train
 
@@ -150,7 +151,7 @@ def export_gguf(cfg: RunConfig, names: list[str], arrays: list, path: Path, kind
     lm, _ = load(cfg)
     write_gguf_adapter(path, dict(zip(names, arrays, strict=True)), lm.model.get_base_model().config,
                        gguf_architecture(require_model(cfg.model).path), lm.spec.alpha,
-                       {"task": "draft_replies", "model": cfg.model, "made_by": f"glassmate fl ({kind})"})
+                       {"task": Task.DRAFT_REPLIES, "model": cfg.model, "made_by": f"glassmate fl ({kind})"})
     return path
 
 

@@ -24,20 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.assistant import prompts
-from device.engines.adapters import TASKS, AdapterSpec, register_adapter
-from lab.evaluation import dialogue_messages, read_dialogsum, references
 from device.assistant.faithfulness import unsupported
+from device.engines.adapters import AdapterSpec, register_adapter
 from device.messages.inbox import group_threads
 from device.paths import models_dir, state_dir
+from device.tasks import ADAPTER_TASKS, Task
 from federated.lora import ALL_LINEAR, LoraSpec
 from federated.train import Example, TrainConfig
+from lab.evaluation import dialogue_messages, read_dialogsum, references
 
 _TAG = re.compile(r"#\s*(Person\s*\d+)\s*#")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    task: str
+    task: Task
     lora: LoraSpec
     train: TrainConfig
     holdout: int  # the first rows of the data file, kept for evaluation
@@ -45,28 +46,28 @@ class Recipe:
 
 RECIPES = {
     # Top 10 of SmolLM2's 30 layers: backward stops there, 2.4x faster per step on 2 cores than all layers.
-    "catch_up": Recipe("catch_up", LoraSpec(r=16, alpha=32.0, dropout=0.05, targets=ALL_LINEAR, top_layers=10),
+    Task.CATCH_UP: Recipe(Task.CATCH_UP, LoraSpec(r=16, alpha=32.0, dropout=0.05, targets=ALL_LINEAR, top_layers=10),
                        TrainConfig(epochs=1.5, lr=3e-4, batch_size=4, max_len=768, seed=0), holdout=100),
     # IRC prompts are short (~150 tokens): more examples per step, one pass over a seeded sample of 1200 replies.
-    "draft_replies": Recipe("draft_replies",
-                            LoraSpec(r=16, alpha=32.0, dropout=0.05, targets=ALL_LINEAR, top_layers=10),
-                            TrainConfig(epochs=1.0, lr=3e-4, batch_size=8, max_len=320, seed=0), holdout=0),
+    Task.DRAFT_REPLIES: Recipe(Task.DRAFT_REPLIES,
+                               LoraSpec(r=16, alpha=32.0, dropout=0.05, targets=ALL_LINEAR, top_layers=10),
+                               TrainConfig(epochs=1.0, lr=3e-4, batch_size=8, max_len=320, seed=0), holdout=0),
 }
 # How many (message → reply) pairs the draft_replies recipe samples from the training folder.
 REPLY_SAMPLE = 1200
-DEFAULT_DATA = {"catch_up": Path("../shared/data/dialogsum/dialogsum.dev.jsonl"),
-                "draft_replies": Path("../shared/data/ubuntu_irc/train")}
+DEFAULT_DATA = {Task.CATCH_UP: Path("../shared/data/dialogsum/dialogsum.dev.jsonl"),
+                Task.DRAFT_REPLIES: Path("../shared/data/ubuntu_irc/train")}
 # Per-model changes to a task's recipe, where 2 cores make the default too slow.
-MODEL_OVERRIDES: dict[tuple[str, str], dict] = {
+MODEL_OVERRIDES: dict[tuple[str, Task], dict] = {
     # Qwen2.5-0.5B costs ~3.5x SmolLM2 per forward token: adapt its top 6 of 24 layers for one epoch.
-    ("qwen2.5-0.5b", "catch_up"): {"top_layers": 6, "epochs": 1.0},
+    ("qwen2.5-0.5b", Task.CATCH_UP): {"top_layers": 6, "epochs": 1.0},
 }
 
 
 def recipe_for(model: str, task: str) -> Recipe:
     if task not in RECIPES:
         raise ValueError(f"no training recipe for task {task!r} yet (have: {', '.join(RECIPES)}; tasks: "
-                         f"{', '.join(TASKS)})")
+                         f"{', '.join(ADAPTER_TASKS)})")
     r = RECIPES[task]
     over = MODEL_OVERRIDES.get((model, task), {})
     lora = LoraSpec(**(r.lora.to_json() | {"targets": r.lora.targets} |
@@ -117,8 +118,8 @@ def catch_up_data(path: Path, holdout: int) -> TaskData:
 
 
 def draft_replies_data(folder: Path, n: int = REPLY_SAMPLE, seed: int = 0) -> TaskData:
-    from lab.irc import reply_pairs, strip_address
     from federated.partitions import reply_example
+    from lab.irc import reply_pairs, strip_address
 
     pairs = [p for p in reply_pairs(folder) if len(strip_address(p.reply.text).split()) >= 2]
     random.Random(seed).shuffle(pairs)
@@ -127,7 +128,7 @@ def draft_replies_data(folder: Path, n: int = REPLY_SAMPLE, seed: int = 0) -> Ta
 
 
 def task_data(task: str, data: Path, holdout: int) -> TaskData:
-    if task == "catch_up":
+    if task == Task.CATCH_UP:
         return catch_up_data(data, holdout)
     return draft_replies_data(data)
 

@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from device.ask.answer import AskConfig, ask
-from lab.ask_evaluation import read_questions
-from device.assistant.core import Assistant
 from device.ask.embedder import Embedder
-from device.messages.inbox import Message, read_feed
-from lab.irc import files, read_lines
 from device.ask.message_index import MessageIndex
+from device.assistant.core import Assistant
+from device.messages.inbox import Message, read_feed
 from device.messages.store import MessageStore
+from lab.ask_evaluation import read_questions
+from lab.irc import files, read_lines
 
 
 def filler(folder: Path, n: int, start: datetime) -> list[Message]:

@@ -22,10 +22,10 @@ from datetime import datetime
 from pathlib import Path
 
 from device.ask.answer import AskConfig, ask
-from device.assistant.core import Assistant
 from device.ask.embedder import Embedder
-from device.messages.inbox import FeedError, read_feed
 from device.ask.message_index import MessageIndex
+from device.assistant.core import Assistant
+from device.messages.inbox import FeedError, read_feed
 from device.messages.store import MessageStore
 
 _WORD = re.compile(r"[a-z0-9£€$]+(?:[.:'][a-z0-9]+)*")

@@ -88,12 +88,12 @@ def _sample(result) -> dict:
 def run_worker(model: str, threads: int, runs: int) -> dict:
     from device.assistant import prompts
     from device.assistant.core import Assistant
+    from device.assistant.kvcache import ThreadKVCache
     from device.catalog import require_model
     from device.engines import load_engine
     from device.engines.base import GenerationParams
     from device.engines.llama_raw import RawLlama
     from device.messages.inbox import Message, Thread, group_threads, read_feed
-    from device.assistant.kvcache import ThreadKVCache
 
     cpu0 = time.process_time()
     start = time.perf_counter()

@@ -16,6 +16,7 @@ from device.assistant import prompts
 from device.assistant.core import Assistant
 from device.assistant.faithfulness import unsupported
 from device.messages.inbox import FeedError, Message, group_threads
+from device.tasks import Task
 
 _TURN = re.compile(r"^\s*#?([^#:]{1,40})#?\s*:\s*(.*)$")
 
@@ -135,7 +136,7 @@ def eval_summaries(assistant: Assistant, data: Path, n: int = 20, progress=None,
     def mean(key: str) -> float:
         return round(statistics.fmean(float(s[key]) for s in samples), 4)
     return SummaryEval(
-        model=assistant.engine.name, adapter=assistant.adapters.get("catch_up"), n=len(samples),
+        model=assistant.engine.name, adapter=assistant.adapters.get(Task.CATCH_UP), n=len(samples),
         rouge1=mean("rouge1"), rouge2=mean("rouge2"),
         rougeL=mean("rougeL"), echo_rate=mean("echo"), copy_rate=mean("copy"), empty_rate=mean("empty"),
         unsupported_rate=round(statistics.fmean(bool(s["unsupported"]) for s in samples), 4),

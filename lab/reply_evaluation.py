@@ -19,6 +19,7 @@ from pathlib import Path
 from device.assistant import prompts
 from device.assistant.core import Assistant, normalise
 from device.messages.inbox import FeedError, group_threads
+from device.tasks import Task
 from lab.irc import ReplyPair, pair_messages, reply_pairs, strip_address
 
 CANDIDATES = 10
@@ -77,7 +78,7 @@ def rank(assistant: Assistant, pairs: list[ReplyPair], pool: list[ReplyPair], se
          progress=None) -> list[int]:
     """1-based rank of the true reply among CANDIDATES for each pair."""
     engine = assistant.engine
-    assistant._task("draft_replies")  # the replies adapter (if any) is the one that ranks
+    assistant._task(Task.DRAFT_REPLIES)  # the replies adapter (if any) is the one that ranks
     rng = random.Random(seed)
     ranks = []
     for i, pair in enumerate(pairs):
@@ -138,7 +139,7 @@ def eval_replies(assistant: Assistant, data: Path, n_rank: int = 50, n_drafts: i
     def mean(key: str) -> float:
         return round(statistics.fmean(float(r[key]) for r in rows), 4) if rows else 0.0
     return ReplyEval(
-        model=assistant.engine.name, adapter=assistant.adapters.get("draft_replies"), n_ranked=len(ranks),
+        model=assistant.engine.name, adapter=assistant.adapters.get(Task.DRAFT_REPLIES), n_ranked=len(ranks),
         mrr=round(statistics.fmean(1 / r for r in ranks), 4) if ranks else 0.0,
         p_at_1=round(statistics.fmean(r == 1 for r in ranks), 4) if ranks else 0.0,
         n_drafted=len(rows), distinct_1=mean("d1"), distinct_2=mean("d2"), pairwise_similarity=mean("sim"),

@@ -106,8 +106,8 @@ def json_valid_rate(engine, data: Path, n: int) -> float:
     from device.assistant import prompts
     from device.assistant.core import REPLIES_TOKENS, REPLY_CONTEXT_MESSAGES
     from device.engines.base import GenerationParams
-    from lab.evaluation import dialogue_messages, read_dialogsum
     from device.messages.inbox import group_threads
+    from lab.evaluation import dialogue_messages, read_dialogsum
 
     rows = read_dialogsum(data, n)
     ok = 0

@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from device.engines.adapters import AdapterSpec, adapters_for, register_adapter, verified
 from device.assistant.core import Assistant
 from device.catalog import CatalogError
 from device.engines import load_engine
+from device.engines.adapters import AdapterSpec, adapters_for, register_adapter, verified
 from device.engines.base import ChatMessage, EngineError
-from lab.evaluation import eval_summaries
 from device.messages.inbox import FeedError, group_threads, read_feed
+from device.tasks import Task
+from lab.evaluation import eval_summaries
 from tests.conftest import TEST_MODEL, glassmate_home
 
 pytest.importorskip("peft")
@@ -193,7 +194,7 @@ def test_assistant_puts_each_tasks_adapter_in_effect(tmp_path, dinner_feed, smol
     e = load_engine(TEST_MODEL, n_ctx=2048, n_threads=2)
     from device.engines.adapters import attach as attach_adapters
 
-    tasks = attach_adapters(e, TEST_MODEL, files={"catch_up": path}, registered=False)
+    tasks = attach_adapters(e, TEST_MODEL, files={Task.CATCH_UP: path}, registered=False)
     a = Assistant(e, adapters=tasks)
     thread = group_threads(read_feed(dinner_feed))["Dinner Friday"]
     a.catch_up(thread)
@@ -207,14 +208,40 @@ def test_assistant_puts_each_tasks_adapter_in_effect(tmp_path, dinner_feed, smol
     assert e.adapter is None  # no replies adapter given: the bare model
 
 
+def test_reply_json_reports_the_adapter_given_on_the_command_line(tmp_path, dinner_feed, smollm2_torch):
+    """`glassmate reply --adapter FILE --json` names the adapter the drafts ran under (and none for a polish)."""
+    from typer.testing import CliRunner
+
+    from device.cli import app
+    from federated.gguf_lora import write_gguf_adapter
+    from federated.lora import LoraSpec, adapter_state, attach
+
+    lm = attach(smollm2_torch.model, LoraSpec(r=2, alpha=4, top_layers=1))
+    state = adapter_state(lm)
+    smollm2_torch.model = lm.model.unload()
+    path = write_gguf_adapter(tmp_path / "mine.gguf", state, smollm2_torch.model.config, "llama", 4)
+    runner = CliRunner()
+    args = ["reply", str(dinner_feed), "--json", "--model", TEST_MODEL, "--threads", "2", "--no-adapters",
+            "--adapter", str(path)]
+    drafts = runner.invoke(app, args)
+    assert drafts.exit_code == 0, drafts.output
+    out = json.loads(drafts.stdout)
+    assert out["adapter"] == "file:mine.gguf" and len(out["replies"]) == 3
+    polished = runner.invoke(app, [*args, "--dictate", "sure see you then"])
+    assert polished.exit_code == 0, polished.output
+    assert json.loads(polished.stdout)["adapter"] is None  # the adapter is for drafts; polishing runs bare
+    missing = runner.invoke(app, [*args[:-1], str(tmp_path / "nope.gguf")])
+    assert missing.exit_code == 2 and "--adapter" in missing.stderr
+
+
 def test_a_wearers_federated_adapter_runs_in_llama_cpp_and_changes_their_drafts(tmp_path, smollm2_torch):
     """`glassmate fl drafts`: the personalized GGUF LoRA a run left on the device, in the glasses' engine."""
     import torch
 
-    from lab.irc import client_id, reply_pairs
     from federated.gguf_lora import write_gguf_adapter
     from federated.lora import LoraSpec, adapter_state, attach
     from federated.personal_drafts import compare
+    from lab.irc import client_id, reply_pairs
     from tests.test_reply_evaluation import LINKS, RAW
 
     data = tmp_path / "irc"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
+import click
+import typer
 from typer.testing import CliRunner
 
 from device.cli import app
@@ -54,7 +57,38 @@ def test_several_threads_need_a_choice(tmp_path):
     feed = write_feed(tmp_path / "two.jsonl", [{"thread": "a", "sender": "x", "text": "hi", "ts": 1},
                                                {"thread": "b", "sender": "y", "text": "yo", "ts": 2}])
     result = runner.invoke(app, ["reply", str(feed)])
-    assert result.exit_code == 1 and "--thread" in result.stderr
+    assert result.exit_code == 2 and "--thread" in result.stderr  # a usage error, before any model loads
+    result = runner.invoke(app, ["reply", str(feed), "--thread", "c"])
+    assert result.exit_code == 2 and "--thread" in result.stderr and "'c'" in result.stderr
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = [path]
+    for name, command in sorted(group.commands.items()):
+        out += _commands(command, (*path, name)) if isinstance(command, click.Group) else [(*path, name)]
+    return out
+
+
+def test_every_command_and_group_answers_help():
+    """Every command a user can type (the README's and the docs' included) parses and explains itself."""
+    tree = _commands(typer.main.get_command(app))
+    assert {("summarize",), ("reply",), ("demo",), ("hud",), ("ask",), ("models", "fetch"), ("privacy", "audit"),
+            ("index", "sync"), ("eval", "summaries"), ("eval", "ask"), ("bench",), ("bench-ask",),
+            ("quantize", "gguf"), ("adapters", "build"), ("fl", "sim")} <= set(tree)
+    for path in tree:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage:" in result.output and "(needs the '" not in result.output, path
+
+
+def test_a_plugin_whose_extra_is_missing_names_that_extra():
+    from importlib.metadata import EntryPoint
+
+    from device.cli import _plugin_extra
+
+    assert _plugin_extra(EntryPoint("fl", "federated.cli:fl_app [train]", "glassmate.commands")) == "train"
+    declared = {ep.name: _plugin_extra(ep) for ep in entry_points(group="glassmate.commands")}
+    assert declared["adapters"] == declared["fl"] == "train" and declared["quantize"] == "quantize"
 
 
 def test_models_list_json_and_verify(model_spec):

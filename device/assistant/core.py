@@ -11,12 +11,13 @@ import re
 from dataclasses import dataclass, field
 
 from device.assistant import prompts
-from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
 from device.assistant.faithfulness import unsupported
-from device.messages.inbox import Message, Thread
 from device.assistant.kvcache import ThreadKVCache
 from device.assistant.prefix_store import PrefixStore
+from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
+from device.messages.inbox import Message, Thread
 from device.privacy import hostile
+from device.tasks import Task
 
 # Tokens kept free for the model's answer, per task.
 SUMMARY_TOKENS = 128
@@ -32,7 +33,7 @@ class AssistantError(Exception):
 
 @dataclass
 class Result:
-    kind: str
+    kind: Task
     text: str
     model: str
     ttft_s: float
@@ -55,7 +56,7 @@ class Result:
     def to_json(self) -> dict:
         out = {"kind": self.kind, "model": self.model, "timings": self.timings(),
                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
-        if self.kind == "replies":
+        if self.kind is Task.DRAFT_REPLIES:
             out["replies"] = self.replies
         else:
             out["text"] = self.text
@@ -122,7 +123,7 @@ def extractive_summary(messages: list[Message], most: int = 3, width: int = 120)
 
 class Assistant:
     def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
-                 kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[str, str] | None = None,
+                 kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[Task, str] | None = None,
                  prefix_store: PrefixStore | None = None):
         self.engine = engine
         self.prefix_store = prefix_store  # system prompts' KV states on disk, for the next process
@@ -133,16 +134,16 @@ class Assistant:
         self.kv = kv  # per-thread KV state: a catch-up after one more message costs only that message
         self._prefixes: dict[tuple[str, str], PrefixState] = {}
 
-    def _task(self, task: str) -> None:
+    def _task(self, task: Task) -> None:
         """Put the task's adapter (or the bare model) in effect before its first token."""
         self.engine.use_adapter(self.adapters.get(task))
 
-    def complete(self, task: str, messages: list[ChatMessage], params: GenerationParams) -> Generation:
+    def complete(self, task: Task, messages: list[ChatMessage], params: GenerationParams) -> Generation:
         """One generation for a task defined outside this class (ask), with that task's adapter (or none)."""
         self._task(task)
         return self._run(messages, params)
 
-    def prepare(self, task: str, messages: list[ChatMessage]) -> str:
+    def prepare(self, task: Task, messages: list[ChatMessage]) -> str:
         """The prompt of a task defined outside this class, ready for the engine: the task's adapter in effect and
         its system prompt's KV state restored (ask scores and generates on this prompt itself)."""
         self._task(task)
@@ -197,20 +198,20 @@ class Assistant:
     # -- tasks ----------------------------------------------------------------------------------------
     def notify(self, message: Message) -> Result:
         """A one-line notification for a newly arrived message."""
-        self._task("notify")
+        self._task(Task.NOTIFY)
         params = GenerationParams(max_tokens=NOTIFY_TOKENS, temperature=self.temperature, stop=("\n",))
         msgs = prompts.notify_messages(self._fit_message(message, NOTIFY_TOKENS))
         gen = self._run(msgs, params)
         text = clean_line(gen.text) or f"{message.sender}: {message.text[:80]}"
-        return Result("notify", text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
+        return Result(Task.NOTIFY, text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
                       gen.completion_tokens, flags=message_flags([message]))
 
     def catch_up(self, thread: Thread, messages: list[Message] | None = None) -> Result:
         """A summary of the thread's unread messages (or of `messages`), chunked when it exceeds the context."""
         todo = messages if messages is not None else thread.unread
-        self._task("catch_up")
+        self._task(Task.CATCH_UP)
         if not todo:
-            return Result("catch_up", "No unread messages.", self.engine.name, 0.0, 0.0)
+            return Result(Task.CATCH_UP, "No unread messages.", self.engine.name, 0.0, 0.0)
         header = prompts.thread_header(thread.name, thread.participants)
         lines = [prompts.message_line(m) for m in todo]
         result = self.summarize_lines(header, lines, cache_key=thread.name)
@@ -249,7 +250,7 @@ class Assistant:
         params = GenerationParams(max_tokens=SUMMARY_TOKENS, temperature=self.temperature)
         if len(chunks) == 1:
             gen = self._run(prompts.summary_messages(header, chunks[0]), params, thread=cache_key)
-            return Result("catch_up", clean_text(gen.text), self.engine.name, gen.ttft_s, gen.total_s,
+            return Result(Task.CATCH_UP, clean_text(gen.text), self.engine.name, gen.ttft_s, gen.total_s,
                           gen.prompt_tokens, gen.completion_tokens, cached_prompt_tokens=gen.cached_prompt_tokens)
         # Partial summaries are capped at a third of the merge budget, so every merge pass combines at
         # least two of them and the recursion always converges.
@@ -269,7 +270,7 @@ class Assistant:
         total = clock.elapsed
         # time to first token of the summary the wearer sees: all chunk passes, then the final pass's TTFT
         ttft = total - gen.total_s + gen.ttft_s
-        return Result("catch_up", merged, self.engine.name, ttft, total, prompt_tokens, completion_tokens,
+        return Result(Task.CATCH_UP, merged, self.engine.name, ttft, total, prompt_tokens, completion_tokens,
                       chunks=len(chunks) + rounds)
 
     def _merge(self, header: str, partials: list[str], final: GenerationParams, partial: GenerationParams,
@@ -346,7 +347,7 @@ class Assistant:
         """Three short, distinct replies (agree / decline / ask) in the wearer's voice, JSON-constrained."""
         if n != 3:
             raise AssistantError("draft_replies produces exactly three drafts: agree, decline, ask")
-        self._task("draft_replies")
+        self._task(Task.DRAFT_REPLIES)
         clock = Stopwatch()
         header = prompts.thread_header(thread.name, thread.participants)
         lines = self._recent_lines(thread, REPLIES_TOKENS, prompts.replies_messages, header)
@@ -376,7 +377,7 @@ class Assistant:
                 replies[key_index] = clean_line(g.text)
         if not all(self._slot_ok(replies, i) for i in range(3)):
             raise AssistantError(f"could not draft three distinct replies after {attempts} attempts: {replies}")
-        return Result("replies", " | ".join(replies), self.engine.name, first.ttft_s, clock.elapsed,
+        return Result(Task.DRAFT_REPLIES, " | ".join(replies), self.engine.name, first.ttft_s, clock.elapsed,
                       prompt_tokens, completion_tokens, replies=replies, attempts=attempts, json_valid=json_valid,
                       first_identical=first_identical)
 
@@ -401,13 +402,13 @@ class Assistant:
         """Dictated words → a sendable reply for this thread."""
         if not dictation.strip():
             raise AssistantError("nothing was dictated")
-        self._task("polish")
+        self._task(Task.POLISH)
         header = prompts.thread_header(thread.name, thread.participants)
         lines = self._recent_lines(thread, POLISH_TOKENS, lambda h, ls: prompts.polish_messages(h, ls, dictation),
                                    header)
         params = GenerationParams(max_tokens=POLISH_TOKENS, temperature=self.temperature, stop=("\n",))
         gen = self._run(prompts.polish_messages(header, lines, dictation), params)
         text = clean_line(gen.text) or dictation.strip()
-        return Result("polish", text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
+        return Result(Task.POLISH, text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
                       gen.completion_tokens)
 

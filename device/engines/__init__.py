@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from device.engines.base import ChatMessage, Engine, EngineError, Generation, GenerationParams
+from typing import get_args
 
-RUNTIMES = ("llama", "onnx")
+from device.engines.base import ChatMessage, Engine, EngineError, Generation, GenerationParams, Runtime
+
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 
 __all__ = ["ChatMessage", "Engine", "EngineError", "Generation", "GenerationParams", "RUNTIMES", "load_engine"]
 
 
-def load_engine(model: str, runtime: str | None = None, n_ctx: int | None = None,
+def load_engine(model: str, runtime: Runtime | None = None, n_ctx: int | None = None,
                 n_threads: int | None = None) -> Engine:
     """Open model `model` (a catalog name or a built variant such as `smollm2-135m@onnx-int8`).
 

@@ -14,15 +14,14 @@ from pathlib import Path
 
 from device.catalog import CatalogError, sha256_of
 from device.paths import models_dir
-
-TASKS = ("catch_up", "draft_replies")
+from device.tasks import ADAPTER_TASKS, Task
 
 
 @dataclass(frozen=True)
 class AdapterSpec:
     name: str  # "<model>.<task>", e.g. "smollm2-135m.catch_up"
     model: str  # the catalog model it was trained on (its GGUF variants share the weights' layout)
-    task: str
+    task: Task
     file: str  # relative to models/
     sha256: str
     size: int
@@ -50,7 +49,12 @@ def load_adapters() -> dict[str, AdapterSpec]:
     except (OSError, ValueError) as exc:
         raise CatalogError(f"the adapter registry {path} is unreadable ({exc}); delete it and rebuild the "
                            f"adapters with `glassmate adapters build`") from exc
-    return {name: AdapterSpec(name=name, **entry) for name, entry in raw.get("adapters", {}).items()}
+    try:
+        return {name: AdapterSpec(name=name, **entry | {"task": Task(entry["task"])})
+                for name, entry in raw.get("adapters", {}).items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CatalogError(f"the adapter registry {path} has a malformed entry ({exc}); delete it and rebuild the "
+                           f"adapters with `glassmate adapters build`") from exc
 
 
 def register_adapter(spec: AdapterSpec) -> AdapterSpec:
@@ -76,7 +80,7 @@ def base_model(model: str) -> str:
     return model.split("@", 1)[0]
 
 
-def adapters_for(model: str) -> dict[str, AdapterSpec]:
+def adapters_for(model: str) -> dict[Task, AdapterSpec]:
     """task → registered adapter for this model (built and present)."""
     base = base_model(model)
     return {a.task: a for a in load_adapters().values() if a.model == base and a.path.is_file()}
@@ -93,20 +97,20 @@ def verified(spec: AdapterSpec) -> AdapterSpec:
     return spec
 
 
-def attach(engine, model: str, files: dict[str, Path] | None = None, registered: bool = True) -> dict[str, str]:
+def attach(engine, model: str, files: dict[Task, Path] | None = None, registered: bool = True) -> dict[Task, str]:
     """Load the adapters into `engine`; returns task → adapter name for the Assistant.
 
     `registered`: every built adapter of this model (sha256-checked), skipped quietly on an engine that runs
     no adapters (ONNX). `files`: task → a GGUF LoRA file given by path (e.g. a federated run's output), loaded
     as is and always an error if it cannot be used."""
-    out: dict[str, str] = {}
+    out: dict[Task, str] = {}
     if registered and engine.runtime == "llama":
         for task, spec in sorted(adapters_for(model).items()):
             engine.load_adapter(spec.name, verified(spec).path)
             out[task] = spec.name
     for task, path in (files or {}).items():
-        if task not in TASKS:
-            raise CatalogError(f"unknown task {task!r} for an adapter; tasks: {', '.join(TASKS)}")
+        if task not in ADAPTER_TASKS:
+            raise CatalogError(f"unknown task {task!r} for an adapter; tasks: {', '.join(ADAPTER_TASKS)}")
         name = f"file:{Path(path).name}"
         engine.load_adapter(name, Path(path))
         out[task] = name

@@ -7,7 +7,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+Runtime = Literal["llama", "onnx"]  # llama.cpp (a GGUF file) or ONNX Runtime (a folder: model.onnx + tokenizer)
 
 
 class EngineError(Exception):
@@ -16,7 +19,7 @@ class EngineError(Exception):
 
 @dataclass(frozen=True)
 class ChatMessage:
-    role: str  # "system" | "user" | "assistant"
+    role: Role
     content: str
 
 
@@ -70,7 +73,7 @@ class PrefixState:
 @runtime_checkable
 class Engine(Protocol):
     name: str  # the catalog model name
-    runtime: str  # "llama" | "onnx"
+    runtime: Runtime
     n_ctx: int
     adapter: str | None  # the LoRA adapter in effect (None: the bare model)
 

@@ -1,0 +1,136 @@
+"""`glassmate hud [--voice]`: the glasses' display in a browser, the touchpad, and the voice loop."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from device import catalog
+from device.assistant.core import Assistant
+from device.catalog import CatalogError
+from device.cli.common import (
+    AdaptersOpt,
+    CtxOpt,
+    ModelOpt,
+    ThreadsOpt,
+    clear_errors,
+    console,
+    err,
+    fail,
+    feed_or_sample,
+    fresh_store,
+    open_assistant,
+)
+from device.engines import EngineError
+from device.messages.store import MessageStore
+from device.paths import state_dir
+from device.privacy import open_gate
+
+
+def hud(
+    feed: Annotated[Path | None, typer.Option(help="JSONL feed to replay into the HUD (default: the sample inbox)")
+                    ] = None,
+    host: Annotated[str, typer.Option(help="address to serve on (keep it on loopback unless you mean it)")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8377,
+    replay_feed: Annotated[bool, typer.Option("--replay/--no-replay", help="replay the feed as arriving messages")
+                           ] = True,
+    speed: Annotated[float, typer.Option(help="replay speed-up of the feed's own gaps (each capped at 3 s)")] = 1.0,
+    aliases: Annotated[Path | None, typer.Option(help="nicknames: JSON {contact: [nickname, ...]}")] = None,
+    llm_commands: Annotated[bool, typer.Option(help="the LLM for commands the rules cannot place")] = True,
+    voice: Annotated[bool, typer.Option("--voice", help="also listen on the microphone and speak (voice extra)")
+                     ] = False,
+    wake_phrase: Annotated[str | None, typer.Option(help="with --voice: only act on speech starting with this")
+                           ] = None,
+    input_device: Annotated[str | None, typer.Option(help="with --voice: microphone (sounddevice name or index)")
+                            ] = None,
+    output_device: Annotated[str | None, typer.Option(help="with --voice: speaker (sounddevice name or index)")
+                             ] = None,
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
+) -> None:
+    """Serve the glasses' display on http://HOST:PORT and replay a feed into it (touchpad: arrows, Enter, Esc;
+    with --voice, the microphone and speaker too)."""
+    import uvicorn
+
+    from device.glasses.commands import ContactBook, llm_completer
+    from device.glasses.hud import create_app
+    from device.glasses.hud import replay_feed as start_replay
+    from device.glasses.session import GlassesSession
+
+    with clear_errors():
+        messages = feed_or_sample(feed)
+        nicknames = ContactBook.read_aliases(aliases) if aliases else None
+        assistant = open_assistant(model, threads, n_ctx, adapters)
+        store = fresh_store("hud.db", shared=True)
+        asker = _hud_asker(assistant, store, threads)
+        session = GlassesSession(assistant, open_gate(store), aliases=nicknames,
+                                 complete=llm_completer(assistant) if llm_commands else None,
+                                 on_message=lambda m: store.add([m]), asker=asker)
+        if replay_feed:
+            start_replay(session, messages, realtime=True, speed=speed)
+        if voice:
+            _start_voice(session, wake_phrase, input_device, output_device, threads)
+        console.print(f"[bold]glassmate HUD[/] on http://{host}:{port} — {len(messages)} messages to replay, model "
+                      f"[cyan]{assistant.engine.name}[/]. Sent replies land in {state_dir() / 'outbox'}.",
+                      highlight=False)
+        uvicorn.run(create_app(session), host=host, port=port, log_level="warning")
+
+
+def _hud_asker(assistant: Assistant, store: MessageStore, threads: int | None):
+    """Questions about the messages on the glasses, when the `ask` extra (embedder + index) is installed; answered
+    by the catalog's ask model when it is there, else by the session's model."""
+    from device.ask.answer import InboxAsker
+    from device.ask.embedder import EmbedderError
+    from device.cli.ask import open_index, open_verifier
+
+    try:
+        index, _ = open_index(store, threads)
+    except (ImportError, EmbedderError, CatalogError, OSError) as exc:
+        err.print(f"[yellow]questions about your messages are off:[/] {exc} (pip install 'glassmate[ask]')",
+                  highlight=False)
+        return None
+    session = assistant
+    name = catalog.ask_model()
+    if name != assistant.engine.name:
+        try:
+            assistant = open_assistant(name, threads, None, adapters=False)
+        except (CatalogError, EngineError) as exc:
+            err.print(f"[yellow]questions about your messages are answered by {assistant.engine.name}, not the "
+                      f"ask model:[/] {exc}", highlight=False)
+    # the verifier is usually the session's own model (the catalog default): no second copy is loaded
+    checker = open_verifier(None, threads, None, required=False, beside=session)
+    return InboxAsker(assistant, index, verifier=checker)
+
+
+def _start_voice(session, wake_phrase: str | None, input_device: str | None, output_device: str | None,
+                 threads: int | None) -> None:
+    """The voice loop in the background: turns until the process ends; a failing turn is reported, not fatal."""
+    from device.glasses.voice import AudioIO, Synthesizer, Transcriber, VoiceError, VoiceLoop
+
+    def sound_device(value: str | None) -> int | str | None:
+        return int(value) if value is not None and value.isdigit() else value
+
+    try:
+        transcriber, synthesizer = Transcriber(threads=threads or 2), Synthesizer()
+        audio = AudioIO(sound_device(input_device), sound_device(output_device))
+    except ImportError as exc:
+        raise fail(f"--voice needs {exc.name or exc}: pip install 'glassmate[voice]'") from None
+    except VoiceError as exc:
+        raise fail(str(exc)) from None
+
+    def run() -> None:
+        with audio:
+            loop = VoiceLoop(session, transcriber, synthesizer, audio, wake_phrase)
+            while True:
+                try:
+                    turn = loop.turn(timeout_s=24 * 3600)
+                    err.print(f"[dim]heard[/] {turn.heard!r} → {turn.view} ({turn.seconds:.1f} s)", highlight=False)
+                except VoiceError as exc:
+                    err.print(f"[yellow]voice:[/] {exc}", highlight=False)
+
+    threading.Thread(target=run, name="voice-loop", daemon=True).start()
+    console.print(f"voice: listening{f' for “{wake_phrase}”' if wake_phrase else ''} ({synthesizer.engine} speaks)",
+                  highlight=False)

@@ -1,0 +1,347 @@
+"""The lab's commands: `glassmate eval …`, `glassmate bench`, `glassmate bench-ask` (plugins of the device CLI).
+
+Registered under the `glassmate.commands` entry point, so the glasses runtime never imports evaluations or
+benchmarks. Each command imports its lab module when it runs, and names the extra to install when one is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from device import catalog
+from device.cli.ask import KOpt, MinConfidenceOpt, ShowOpt, ask_config, open_verifier
+from device.cli.common import (
+    AdaptersOpt,
+    AskModelOpt,
+    CtxOpt,
+    JsonOpt,
+    ModelOpt,
+    OutOpt,
+    ThreadsOpt,
+    VerifierOpt,
+    clear_errors,
+    console,
+    err,
+    fail,
+    open_assistant,
+    print_json,
+    progress,
+    write_result,
+)
+from device.messages.inbox import group_threads, read_feed
+from device.tasks import Task
+
+eval_app = typer.Typer(help="Measure the assistant on data sets given by path.", no_args_is_help=True)
+
+QUESTIONS = Path("tests/fixtures/ask/questions.jsonl")
+
+
+@contextmanager
+def needs(extra: str) -> Iterator[None]:
+    """A lab dependency that is not installed is named with the extra that installs it."""
+    try:
+        yield
+    except ImportError as exc:
+        raise fail(f"this command needs {exc.name or exc}: pip install 'glassmate[{extra}]'") from None
+
+
+def _exclude(adapter: str | None) -> set[str]:
+    """The rows that trained an adapter: an evaluation refuses to score it on them."""
+    from device.engines.adapters import load_adapters
+
+    return load_adapters()[adapter].training_ids() if adapter else set()
+
+
+@eval_app.command("summaries")
+def eval_summaries_cmd(
+    data: Annotated[Path, typer.Option(help="DialogSum-format JSONL (dialogue + summary fields)")],
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    n: Annotated[int, typer.Option("--n", help="first N dialogues")] = 20,
+    guard: Annotated[bool, typer.Option(help="the faithfulness guard (measure with it on and off)")] = True,
+    adapters: AdaptersOpt = True,
+    out: Annotated[Path | None, typer.Option(help="write the full result (scores of every sample) here")] = None,
+    keep_text: Annotated[bool, typer.Option(help="also write each summary and reference into --out (keep such "
+                                                 "files out of the repository: DialogSum is non-commercial)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """ROUGE-1/2/L, unsupported-span (faithfulness), echo and empty rates, and latency of catch-up summaries."""
+    from device.engines.adapters import load_adapters
+    from lab.evaluation import eval_summaries, to_json, worst
+    from lab.machine import machine_info
+
+    with clear_errors(), needs("eval"):
+        assistant = open_assistant(model, threads, n_ctx, adapters)
+        assistant.guard = guard
+        adapter = assistant.adapters.get(Task.CATCH_UP)
+        with progress() as bar:
+            task = bar.add_task(f"summarizing with {assistant.engine.name}", total=n)
+            result = eval_summaries(assistant, data, n, exclude_ids=_exclude(adapter),
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+    summary = to_json(result, with_samples=False)
+    if out:
+        spec = catalog.require_model(assistant.engine.name)
+        full = to_json(result) | {"data": str(data), "machine": machine_info(),
+                                  "model_bytes": catalog.path_size(spec.path),
+                                  "adapter_bytes": load_adapters()[adapter].size if adapter else 0}
+        if not keep_text:
+            for sample in full["samples"]:
+                sample.pop("summary", None)
+                sample.pop("reference", None)
+        write_result(out, full)
+    if as_json:
+        print_json(summary)
+        return
+    keys = ("model", "adapter", "guard", "rouge1", "rouge2", "rougeL", "unsupported_rate", "guard_rate", "echo_rate",
+            "empty_rate", "mean_words", "ttft_p50_s", "total_p50_s")
+    table = Table(*keys, title=f"catch-up summaries on {data.name} (n={result.n})")
+    table.add_row(*(str(summary[k]) for k in keys))
+    console.print(table)
+    console.print("[bold]The 10 cases to read first[/] (unsupported spans, echoes/copies, lowest ROUGE-L):")
+    for s in worst(result):
+        why = ", ".join(filter(None, [f"unsupported: {', '.join(s['unsupported'])}" if s["unsupported"] else "",
+                                      "echo" if s["echo"] else "", "copy" if s["copy"] else "",
+                                      f"guard: {s['guard']}" if s["guard"] else ""]))
+        console.print(f"- {s['id']} (ROUGE-L {s['rougeL']:.2f}{'; ' + why if why else ''})\n  {s['summary'][:300]}",
+                      highlight=False)
+
+
+@eval_app.command("replies")
+def eval_replies_cmd(
+    data: Annotated[Path, typer.Option(help="a folder of IRC *.raw.txt + *.annotation.txt (ubuntu_irc/dev)")],
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
+    n: Annotated[int, typer.Option("--n", help="reply pairs ranked (true reply among 10 candidates)")] = 50,
+    n_drafts: Annotated[int, typer.Option("--n-drafts", help="threads drafted for the diversity numbers")] = 30,
+    seed: Annotated[int, typer.Option(help="which pairs and distractors")] = 0,
+    out: OutOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Reply ranking (MRR, P@1 of the true reply among 10) and draft diversity (distinct-1/2, similarity)."""
+    from lab.machine import machine_info
+    from lab.reply_evaluation import eval_replies, to_json
+
+    with clear_errors(), needs("eval"):
+        assistant = open_assistant(model, threads, n_ctx, adapters)
+        adapter = assistant.adapters.get(Task.DRAFT_REPLIES)
+        with progress() as bar:
+            bars: dict[str, int] = {}
+
+            def tick(stage: str, done: int, total: int) -> None:
+                if stage not in bars:
+                    bars[stage] = bar.add_task(f"{stage} with {assistant.engine.name}", total=total)
+                bar.update(bars[stage], completed=done, total=total)
+            result = eval_replies(assistant, data, n_rank=n, n_drafts=n_drafts, seed=seed, progress=tick,
+                                  exclude_ids=_exclude(adapter))
+    summary = to_json(result)
+    write_result(out, summary | {"data": data.name, "seed": seed, "machine": machine_info()})
+    if as_json:
+        print_json(summary)
+        return
+    table = Table("metric", "value", title=f"reply drafts on {data.name} ({assistant.engine.name})")
+    for k, v in summary.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+@eval_app.command("ask")
+def eval_ask_cmd(
+    data: Annotated[Path, typer.Option(help="question set (JSONL; see lab/ask_evaluation.py)")] = QUESTIONS,
+    model: AskModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    k: KOpt = 5, show: ShowOpt = None, min_confidence: MinConfidenceOpt = None,
+    out: Annotated[Path | None, typer.Option(help="write the result JSON (with per-question rows) here too")] = None,
+    verifier: VerifierOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieval recall@5 / MAP@5, answer EM / F1, citation precision, abstention precision / recall."""
+    from device.ask.embedder import Embedder, fetch_embedder
+    from lab.ask_evaluation import RIGHT_F1, eval_ask, read_questions, to_json
+    from lab.machine import machine_info
+
+    with clear_errors(), needs("ask"):
+        try:
+            questions = read_questions(data)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--data") from None
+        config = ask_config(k, show, min_confidence)
+        fetch_embedder()
+        assistant = open_assistant(model or catalog.ask_model(), threads, n_ctx, adapters=False)
+        checker = open_verifier(verifier, threads, n_ctx, required=True, beside=assistant)
+        with progress() as bar:
+            task = bar.add_task(f"asking {assistant.engine.name}", total=len(questions))
+            result = eval_ask(assistant, Embedder(threads=threads), questions, config,
+                              progress=lambda done, total: bar.update(task, completed=done), verifier=checker)
+    summary = to_json(result, with_samples=False)
+    write_result(out, to_json(result) | {"data": str(data), "show": config.show,
+                                         "min_confidence": config.min_confidence,
+                                         "verifier": checker.engine.name if checker else None,
+                                         "min_support": config.min_support if checker else None,
+                                         "sure_support": config.sure_support if checker else None,
+                                         "machine": machine_info(assistant.engine)})
+    if as_json:
+        print_json({k: summary[k] for k in ("n", "recall_at_5", "map_at_5", "answer_f1", "citation_precision",
+                                            "abstain_precision", "abstain_recall")})
+        return
+    table = Table("metric", "value", title=f"ask on {data.name} ({result.model}, n={result.n}, "
+                                           f"{result.n_unanswerable} unanswerable)")
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    wrong = [r for r in result.samples if r["abstained"] == r["answerable"] or (r["answerable"] and r["f1"] < RIGHT_F1)]
+    for r in wrong[:10]:
+        console.print(f"[dim]{r['id']}[/] {'abstained' if r['abstained'] else repr(r['answer'])} ({r['reason']})",
+                      highlight=False)
+
+
+@eval_app.command("pii")
+def eval_pii_cmd(
+    data: Annotated[Path, typer.Option(help="Presidio-format JSON: full_text + spans")],
+    limit: Annotated[int | None, typer.Option(help="score N records only")] = None,
+    offset: Annotated[int, typer.Option(help="skip the first N records")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Token-level precision, recall and F2 of the PII detector, per entity type and overall."""
+    from lab.pii_eval import evaluate
+
+    with needs("pii"), err.status("building gazetteers and scoring…"):
+        result = evaluate(data, limit, offset)
+    result.pop("errors")
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"PII detection on {data.name} (n={result['n']}, token level)")
+    for col in ("entity", "precision", "recall", "F2", "tp", "fp", "fn"):
+        table.add_column(col)
+    rows = [*result["per_entity"].items(), ("overall", result["overall"])]
+    for name, sc in rows:
+        table.add_row(name, f"{sc['precision']:.3f}", f"{sc['recall']:.3f}", f"{sc['f2']:.3f}", str(sc["tp"]),
+                      str(sc["fp"]), str(sc["fn"]))
+    console.print(table)
+
+
+@eval_app.command("commands")
+def eval_commands_cmd(
+    data: Annotated[Path, typer.Option(help="utterance set (JSONL: utterance, intent, slots)")] = Path(
+        "tests/fixtures/commands/utterances.jsonl"),
+    inbox: Annotated[Path, typer.Option(help="the feed whose threads and senders names resolve against")] = Path(
+        "device/data/sample_inbox.jsonl"),
+    aliases: Annotated[Path | None, typer.Option(help="nicknames: JSON {contact: [nickname, ...]}")] = Path(
+        "tests/fixtures/commands/aliases.json"),
+    llm: Annotated[bool, typer.Option(help="the LLM (JSON schema) for utterances the rules cannot place")] = True,
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    confusion: Annotated[Path | None, typer.Option(help="write the intent confusion matrix PNG here")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the result JSON (with every error) here too")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Intent accuracy, slot F1 and the confusion matrix of the voice-command parser (rules, then the LLM)."""
+    from device.glasses.commands import ContactBook, llm_completer
+    from lab.command_evaluation import evaluate, plot_confusion, read_cases
+    from lab.machine import machine_info
+
+    with clear_errors(), needs("bench"):
+        try:
+            cases = read_cases(data)
+            book = ContactBook.from_threads(group_threads(read_feed(inbox)),
+                                            ContactBook.read_aliases(aliases) if aliases else None)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        assistant = open_assistant(model, threads, n_ctx, adapters=False) if llm else None
+        complete = llm_completer(assistant) if assistant else None
+        with progress() as bar:
+            task = bar.add_task("parsing", total=len(cases))
+            report = evaluate(cases, book, complete, progress=lambda: bar.advance(task))
+        if confusion:
+            plot_confusion(report, confusion)
+    doc = report.to_json() | {"data": str(data), "llm": llm, "model": assistant.engine.name if assistant else None,
+                              "threads": assistant.engine.n_threads if assistant else None, "machine": machine_info()}
+    write_result(out, doc)
+    if as_json:
+        print_json({k: doc[k] for k in ("n", "intent_accuracy", "slot_f1")})
+        return
+    table = Table("metric", "value", title=f"commands on {data.name} (n={report.n})")
+    for key in ("intent_accuracy", "slot_precision", "slot_recall", "slot_f1", "by_source", "p50_ms"):
+        table.add_row(key, str(doc[key]))
+    console.print(table)
+    for e in report.errors[:15]:
+        console.print(f"[dim]{e['utterance']!r}[/] want {e['want']} got {e['got']['intent']} {e['got']['slots']}",
+                      highlight=False)
+
+
+def bench(
+    models: Annotated[str, typer.Option(help="comma-separated GGUF models: catalog names or built variants "
+                                             "(NAME@Q8_0)")] = "smollm2-135m",
+    threads: Annotated[str | None, typer.Option(help="comma-separated thread counts (default: 1 and all)")] = None,
+    runs: Annotated[int, typer.Option(help="measured runs per scenario, after one warm-up")] = 5,
+    quick: Annotated[bool, typer.Option(help="3 runs, all cores only: a few minutes")] = False,
+    profile: Annotated[str | None, typer.Option(help="device profile: pi-zero2, pi5, laptop")] = None,
+    transformers: Annotated[bool, typer.Option(help="also time plain transformers (needs the bench extra)")] = True,
+    out: Annotated[Path, typer.Option(help="folder for bench.json, bench.md and the plots")] = Path("bench-out"),
+) -> None:
+    """Latency per use case beside raw llama.cpp, plain transformers and the memory-bandwidth ceiling."""
+    from lab.bench import PROFILES, BenchConfig, run_bench
+
+    if profile and profile not in PROFILES:
+        raise typer.BadParameter(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}",
+                                 param_hint="--profile")
+    try:
+        counts = sorted({int(t) for t in threads.split(",")}) if threads else None
+    except ValueError:
+        raise typer.BadParameter(f"{threads!r} is not a comma-separated list of numbers", param_hint="--threads") \
+            from None
+    with clear_errors(), needs("bench"):
+        cores = len(os.sched_getaffinity(0))
+        if counts is None:
+            counts = [min(PROFILES[profile]["threads"], cores)] if profile else [cores] if quick else sorted({1, cores})
+        cfg = BenchConfig(models=[m.strip() for m in models.split(",") if m.strip()], threads=counts,
+                          runs=3 if quick else runs, out=out, transformers=transformers, profile=profile)
+        for m in cfg.models:
+            if catalog.require_model(m).runtime != "llama":
+                raise typer.BadParameter(f"{m} is an ONNX model; bench sets each model beside raw llama.cpp. "
+                                         f"Measure ONNX variants with `glassmate quantize report --only {m}`",
+                                         param_hint="--models")
+        with err.status("benchmarking…") as status:
+            report = run_bench(cfg, progress=lambda msg: status.update(msg))
+    for w in report["warnings"]:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print((out / "bench.md").read_text(), highlight=False)
+    console.print(f"[dim]wrote {out / 'bench.json'}, {out / 'bench.md'}, latency.png, decode_vs_ceiling.png[/]")
+
+
+def bench_ask(
+    irc: Annotated[Path, typer.Option(help="folder of IRC *.raw.txt logs: the filler messages")] = Path(
+        "../shared/data/ubuntu_irc/dev"),
+    data: Annotated[Path, typer.Option(help="question set (its inboxes join the filler)")] = QUESTIONS,
+    messages: Annotated[int, typer.Option(help="messages in the store")] = 10_000,
+    model: AskModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    out: OutOpt = None, verifier: VerifierOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Ask latency and index cost with MESSAGES messages in the store (real IRC chat lines + the question set's
+    inboxes)."""
+    from device.ask.embedder import Embedder, fetch_embedder
+    from lab.ask_bench import run_bench
+    from lab.machine import machine_info
+
+    with clear_errors(), needs("ask"):
+        fetch_embedder()
+        assistant = open_assistant(model or catalog.ask_model(), threads, n_ctx, adapters=False)
+        checker = open_verifier(verifier, threads, n_ctx, required=True, beside=assistant)
+        with progress() as bar:
+            task = bar.add_task(f"indexing {messages} messages, then asking", total=None)
+            try:
+                result = run_bench(assistant, Embedder(threads=threads), irc, data, messages,
+                                   progress=lambda d, t: bar.update(task, completed=d, total=t), verifier=checker)
+            except ValueError as exc:
+                raise fail(str(exc)) from None
+    write_result(out, result | {"machine": machine_info(assistant.engine)})
+    if as_json:
+        print_json(result)
+        return
+    table = Table("measure", "value", title=f"ask at {result['messages']} messages ({result['model']})")
+    for key, value in result.items():
+        if key != "samples":
+            table.add_row(key, str(value))
+    console.print(table)
