@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from device.ask.answer import InboxAsker
-from device.assistant.core import Assistant
 from device.ask.embedder import Embedder, fetch_embedder
+from device.ask.message_index import MessageIndex
+from device.assistant.core import Assistant
 from device.glasses.session import GlassesSession
 from device.messages.inbox import group_threads, read_feed
-from device.ask.message_index import MessageIndex
+from device.messages.store import MessageStore
 from device.privacy import stored_texts
 from device.privacy.egress import AuditLog, EgressGate
 from device.privacy.transport import OutboxTransport
-from device.messages.store import MessageStore
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "hud"
@@ -39,7 +39,8 @@ def _free_port() -> int:
 @pytest.fixture
 def hud_server(engine, tmp_path):
     uvicorn = pytest.importorskip("uvicorn")
-    from device.glasses.hud import create_app
+    from device.glasses import pairing
+    from device.glasses.hud import HudSecurity, create_app
 
     threads = group_threads(read_feed(Path(__file__).resolve().parents[1] / "device" / "data" /
                                       "sample_inbox.jsonl"))
@@ -56,7 +57,10 @@ def hud_server(engine, tmp_path):
     session = GlassesSession(assistant, gate, threads, on_message=lambda m: store.add([m]),
                              asker=InboxAsker(assistant, index))
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
+    secret = pairing.load_or_create(tmp_path)  # as `glassmate hud --dev-feed` serves it: paired displays only
+    security = HudSecurity(secret, tuple(pairing.allowed_hosts("127.0.0.1")), dev_feed=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(session, security), host="127.0.0.1", port=port,
+                                           log_level="warning"))
     worker = threading.Thread(target=server.run, daemon=True)
     worker.start()
     deadline = time.monotonic() + 20
@@ -64,7 +68,7 @@ def hud_server(engine, tmp_path):
         if time.monotonic() > deadline or not worker.is_alive():
             raise RuntimeError("the HUD server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", session, tmp_path
+    yield f"http://127.0.0.1:{port}", session, tmp_path, secret
     server.should_exit = True
     worker.join(timeout=10)
     store.close()
@@ -73,7 +77,7 @@ def hud_server(engine, tmp_path):
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
 def test_message_card_chips_confirm_and_send_in_a_real_browser(hud_server):
     sync_api = pytest.importorskip("playwright.sync_api")
-    url, session, tmp = hud_server
+    url, session, tmp, secret = hud_server
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -82,6 +86,9 @@ def test_message_card_chips_confirm_and_send_in_a_real_browser(hud_server):
             page = browser.new_page(viewport={"width": 1200, "height": 560})
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(url)
+            assert "not paired" in page.content(), "an unpaired browser sees nothing of the wearer's"
+            page.goto(secret.url(url))  # the link `glassmate hud` shows: the page trades it for the cookie
+            page.wait_for_url(f"{url}/")
             page.wait_for_function("document.getElementById('status').textContent === 'connected'")
 
             message = {"thread": "Mum", "sender": "Mum", "text": "Can you call me when you land? Dad will pick "
@@ -145,14 +152,15 @@ def test_escape_cancels_and_nothing_is_sent(hud_server):
     """Without a browser: the same app over HTTP; Esc on the confirm prompt sends nothing."""
     import httpx
 
-    url, session, tmp = hud_server
-    with httpx.Client(base_url=url, timeout=TIMEOUT_MS / 1000) as http:
+    url, session, tmp, secret = hud_server
+    with httpx.Client(base_url=url, timeout=TIMEOUT_MS / 1000,
+                      headers={"Authorization": f"Bearer {secret.token}"}) as http:
         s = http.post("/say", json={"utterance": "reply to mum saying I'll be there at one"}).json()
         assert s["view"] == "confirm" and s["confirm"] == {"thread": "Mum", "text": "I'll be there at one"}
         s = http.post("/key", json={"key": "esc"}).json()
         assert s["view"] == "thread" and s["confirm"] is None
         s = http.post("/say", json={"utterance": "send"}).json()
         assert s["toast"] == "Nothing to send"
-        bad = http.post("/feed", content=b'{"thread": "Mum", "text": 5}')
+        bad = http.post("/feed", content=b'{"thread": "Mum", "text": 5}', headers={"Content-Type": "application/json"})
         assert bad.status_code == 400 and "missing field" in bad.json()["error"]
     assert not (tmp / "outbox").exists() or not list((tmp / "outbox").iterdir())

@@ -49,18 +49,47 @@ def hud(
                             ] = None,
     output_device: Annotated[str | None, typer.Option(help="with --voice: speaker (sounddevice name or index)")
                              ] = None,
+    pair: Annotated[bool, typer.Option("--pair", help="show the pairing link and QR code again (to pair another "
+                                                   "display)")] = False,
+    rotate_token: Annotated[bool, typer.Option("--rotate-token", help="make a new pairing secret: every paired "
+                                                                      "display must pair again")] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="serve HTTPS with a self-signed certificate (made on first "
+                                                    "start; its fingerprint is shown with the pairing QR)")] = False,
+    insecure_lan: Annotated[bool, typer.Option("--insecure-lan", help="serve plain HTTP beyond loopback: anyone on "
+                                               "the network can read the pairing link and every message")] = False,
+    allow_host: Annotated[list[str] | None, typer.Option("--allow-host", help="another name the display reaches "
+                                                         "this machine by (Host header), e.g. a LAN address")] = None,
+    dev_feed: Annotated[bool, typer.Option("--dev-feed", help="development only: accept messages on POST /feed "
+                                                              "(paired clients only)")] = False,
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
 ) -> None:
     """Serve the glasses' display on http://HOST:PORT and replay a feed into it (touchpad: arrows, Enter, Esc;
-    with --voice, the microphone and speaker too)."""
+    with --voice, the microphone and speaker too). Only a paired display gets in: open the pairing link shown."""
     import uvicorn
 
+    from device.glasses import pairing as pairing_
     from device.glasses.commands import ContactBook, llm_completer
-    from device.glasses.hud import create_app
+    from device.glasses.hud import HudSecurity, create_app
     from device.glasses.hud import replay_feed as start_replay
     from device.glasses.session import GlassesSession
 
+    if not pairing_.is_loopback(host) and not (tls or insecure_lan):
+        raise typer.BadParameter(
+            f"{host} is reachable from the network, and without TLS anyone on it can read the pairing link and "
+            f"every message shown. Add --tls (a self-signed certificate; check its fingerprint on the display) or, "
+            f"knowing that, --insecure-lan", param_hint="--host")
     with clear_errors():
+        hosts = pairing_.allowed_hosts(host, tuple(allow_host or ()))
+        try:
+            secret = pairing_.load_or_create(state_dir(), rotate=rotate_token)
+        except pairing_.PairingError as exc:
+            raise fail(str(exc)) from None
+        certificate = None
+        if tls:
+            from device.glasses.tls import load_or_create as load_certificate
+
+            certificate = load_certificate(state_dir(), hosts)
+        security = HudSecurity(secret, tuple(hosts), tls=tls, dev_feed=dev_feed)
         messages = feed_or_sample(feed)
         nicknames = ContactBook.read_aliases(aliases) if aliases else None
         assistant = open_assistant(model, threads, n_ctx, adapters)
@@ -73,10 +102,41 @@ def hud(
             start_replay(session, messages, realtime=True, speed=speed)
         if voice:
             _start_voice(session, wake_phrase, input_device, output_device, threads)
-        console.print(f"[bold]glassmate HUD[/] on http://{host}:{port} — {len(messages)} messages to replay, model "
+        base = f"{'https' if tls else 'http'}://{_display_host(host)}:{port}"
+        console.print(f"[bold]glassmate HUD[/] on {base} — {len(messages)} messages to replay, model "
                       f"[cyan]{assistant.engine.name}[/]. Sent replies land in {state_dir() / 'outbox'}.",
                       highlight=False)
-        uvicorn.run(create_app(session), host=host, port=port, log_level="warning")
+        if insecure_lan and not tls and not pairing_.is_loopback(host):
+            err.print("[bold yellow]insecure LAN:[/] plain HTTP on the network — anyone on it can read the pairing "
+                      "link and every message, summary and draft the display shows.", highlight=False)
+        if secret.created or pair:
+            _show_pairing(secret, base, certificate.fingerprint if certificate else None)
+        else:
+            console.print("Paired displays stay paired. To pair another: glassmate hud --pair; to revoke all: "
+                          "glassmate hud --rotate-token.", highlight=False)
+        uvicorn.run(create_app(session, security), host=host, port=port, log_level="warning", access_log=False,
+                    ssl_certfile=str(certificate.cert) if certificate else None,
+                    ssl_keyfile=str(certificate.key) if certificate else None)
+
+
+def _display_host(host: str) -> str:
+    """The address a display should open: the machine's name for a wildcard bind."""
+    import socket
+
+    if host in ("0.0.0.0", "::"):
+        return socket.gethostname()
+    return f"[{host}]" if ":" in host else host
+
+
+def _show_pairing(secret, base: str, fingerprint: str | None) -> None:
+    """The pairing link, once, on the wearer's own terminal (never in a log): as text and as a QR code."""
+    from device.glasses.pairing import qr_text
+
+    url = secret.url(base)
+    console.print(f"[bold]Pair a display:[/] open {url}", highlight=False, soft_wrap=True)
+    console.print(qr_text(url), highlight=False, markup=False)
+    if fingerprint:
+        console.print(f"certificate SHA-256 fingerprint (compare it on the display): {fingerprint}", highlight=False)
 
 
 def _hud_asker(assistant: Assistant, store: MessageStore, threads: int | None):

@@ -63,8 +63,13 @@ function render(s) {
 async function post(path, body) {
   const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
                                 body: JSON.stringify(body) });
+  if (r.status === 401) { notPaired(); return; }
   const data = await r.json();
   if (!r.ok) $("status").textContent = data.error || `error ${r.status}`;
+}
+
+function notPaired() {
+  $("status").textContent = "not paired: open the pairing link again (glassmate hud --pair)";
 }
 
 const KEYS = { ArrowLeft: "left", ArrowRight: "right", Enter: "enter", Escape: "esc" };
@@ -85,7 +90,13 @@ function connect() {
   const es = new EventSource("/events");
   es.onopen = () => { $("status").textContent = "connected"; };
   es.onmessage = (e) => render(JSON.parse(e.data));
-  es.onerror = () => { $("status").textContent = "reconnecting…"; };
+  es.onerror = async () => {
+    $("status").textContent = "reconnecting…";
+    if (es.readyState !== EventSource.CLOSED) return;  // the browser retries by itself
+    const r = await fetch("/screen");  // closed for good: revoked pairing, or the server refused the stream
+    if (r.status === 401) notPaired();
+    else setTimeout(connect, 3000);
+  };
 }
 setInterval(() => { $("clock").textContent = new Date().toTimeString().slice(0, 5); }, 1000);
 connect();
