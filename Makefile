@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TEST_MODEL    := smollm2-135m
 
-.PHONY: demo test lint sysdeps sysdeps-test models clean
+.PHONY: demo test test-fast lint sysdeps sysdeps-test models clean
 
 demo: $(VENV)/.stamp-runtime
 	$(BIN)/glassmate models fetch
@@ -15,7 +15,12 @@ demo: $(VENV)/.stamp-runtime
 test: $(VENV)/.stamp-test | sysdeps-test
 	$(BIN)/glassmate models fetch $(TEST_MODEL)
 	$(BIN)/ruff check .
+	$(BIN)/python results/render.py --check
 	$(BIN)/python -m pytest
+
+# The fast tier: no model file, a scripted fake engine instead (under a minute on 2 cores).
+test-fast: $(VENV)/.stamp-test
+	$(BIN)/python -m pytest -m "not model"
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check .
