@@ -103,7 +103,7 @@ def _catalog_toml(path: Path) -> dict:
 
 
 def default_model(path: Path | None = None) -> str:
-    """The catalog's `default` model: the one chosen by measurement (see README)."""
+    """The catalog's `default` model: the one chosen by measurement (see docs/models.md)."""
     path = path or catalog_path()
     raw = _catalog_toml(path)
     name = raw.get("default")

@@ -15,6 +15,22 @@ from device.engines import load_engine
 TEST_MODEL = "smollm2-135m"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+# Fixtures that load a real model file (the LLM, its built variants, the embedder). A test that uses one, directly
+# or through another fixture, is marked `model`; `pytest -m "not model"` is the fast tier (tests/fakes.py stands in
+# for the model there). A test that loads a model by itself carries @pytest.mark.model explicitly.
+MODEL_FIXTURES = frozenset({"model_spec", "engine", "small_engine", "built_home", "gguf_built", "onnx_built",
+                            "onnx_engine", "embedder"})
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "model: needs a real model file (the LLM, a built variant or the embedder)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
 
 @pytest.fixture(scope="session")
 def model_spec() -> catalog.ModelSpec:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.ask_evaluation import average_precision, read_questions, token_f1
 from device.messages.inbox import FeedError, read_feed
+from lab.ask_evaluation import average_precision, read_questions, token_f1
 
 QUESTIONS = Path(__file__).resolve().parent / "fixtures" / "ask" / "questions.jsonl"
 

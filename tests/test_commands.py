@@ -10,12 +10,20 @@ from pathlib import Path
 import pytest
 
 from device.assistant.core import Assistant
-from lab.command_evaluation import evaluate, read_cases
-from device.glasses.commands import INTENTS, ContactBook, llm_completer, parse, parse_duration, parse_with_llm, understand
+from device.glasses.commands import (
+    INTENTS,
+    ContactBook,
+    llm_completer,
+    parse,
+    parse_duration,
+    parse_with_llm,
+    understand,
+)
 from device.glasses.session import GlassesSession
 from device.messages.inbox import Message, group_threads, read_feed
 from device.privacy.egress import AuditLog, EgressGate
 from device.privacy.transport import MemoryTransport
+from lab.command_evaluation import evaluate, read_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "commands"

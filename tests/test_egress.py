@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from device.cli import app
 from device.messages.inbox import FeedError, Message
-from device.privacy import audit_log, open_gate
-from device.privacy.crash import report_crash
 from device.messages.retention import apply_retention, forget_thread
 from device.messages.store import MessageStore
+from device.privacy import audit_log, open_gate
+from device.privacy.crash import report_crash
 from tests.conftest import write_feed
 
 CANARY_CODE = "canary-7c1e9d44-wombat"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from device.messages.inbox import Message
-from device.privacy.crypto import KeyFileError, load_or_create_key
 from device.messages.store import MessageStore, StoreError
+from device.privacy.crypto import KeyFileError, load_or_create_key
 
 CANARIES = ["canary-ostrich-7f3a9b21", "Zanzibar-canary-sender", "canary thread quokka-55e1"]
 

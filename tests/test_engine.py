@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from device.assistant.prompts import REPLIES_SCHEMA
 from device.engines import EngineError, load_engine
 from device.engines.base import ChatMessage, GenerationParams
 from device.engines.llama import LlamaEngine
-from device.assistant.prompts import REPLIES_SCHEMA
 
 
 def _prompt(engine, text):

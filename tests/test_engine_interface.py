@@ -8,11 +8,11 @@ import json
 import pytest
 
 from device.assistant.core import Assistant
+from device.assistant.prompts import REPLIES_SCHEMA
 from device.engines.base import ChatMessage, Engine, EngineError, GenerationParams
 from device.engines.llama import LlamaEngine
 from device.engines.onnx import OnnxEngine
 from device.messages.inbox import group_threads, read_feed
-from device.assistant.prompts import REPLIES_SCHEMA
 
 PROTOCOL_METHODS = [name for name, member in inspect.getmembers(Engine) if inspect.isfunction(member)
                     and not name.startswith("_")]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from device.assistant.core import Assistant, normalise
+from device.assistant.prompts import message_line
 from device.messages.inbox import FeedError, group_threads, read_feed
 from device.privacy.hostile import flags
-from device.assistant.prompts import message_line
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hostile_messages.jsonl"
 ROWS = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]

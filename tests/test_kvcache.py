@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from device.assistant.core import Assistant
+from device.assistant.kvcache import ThreadKVCache
 from device.engines.base import ChatMessage, GenerationParams
 from device.messages.inbox import Message, group_threads
-from device.assistant.kvcache import ThreadKVCache
-from device.privacy.crypto import Cipher
 from device.messages.retention import forget_thread
 from device.messages.store import MessageStore
+from device.privacy.crypto import Cipher
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 PEOPLE = ["Priya", "Tomasz", "Jonas", "Lena"]

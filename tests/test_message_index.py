@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from device.ask.embedder import NAME, Embedder, fetch_embedder
-from device.messages.inbox import Message, read_feed
 from device.ask.message_index import BM25, MessageIndex, tokens
+from device.messages.inbox import Message, read_feed
 from device.messages.retention import apply_retention, forget_thread
 from device.messages.store import MessageStore
 
@@ -220,8 +220,8 @@ def test_the_words_a_question_is_about_are_dropped_one_at_a_time():
 def test_ask_with_the_real_model_cites_real_messages_or_abstains(indexed, model_spec):
     from device.ask.answer import ask
     from device.assistant.core import Assistant
-    from device.messages.day_words import resolve_day_words
     from device.engines import load_engine
+    from device.messages.day_words import resolve_day_words
 
     _, index, _ = indexed
     assistant = Assistant(load_engine(model_spec.name, n_ctx=2048, n_threads=2))
@@ -273,8 +273,8 @@ def test_answers_must_fit_this_question_better_than_none_and_better_than_it_with
     gain — the least, over the words the question is about, of log p(answer | question) − log p(answer | the
     question without that word) — are what they say, scored from scratch here; an answer short of
     `min_question_gain` or `min_word_gain` is refused, its draft kept."""
-    from device.assistant import prompts
     from device.ask.answer import AskConfig, ask, without_each_word
+    from device.assistant import prompts
     from device.assistant.core import Assistant
     from device.engines import load_engine
     from device.engines.base import continuation_logprobs_by_rescoring
@@ -318,8 +318,8 @@ def test_a_verifier_must_find_the_answer_in_its_message_and_the_next_likeliest_a
     """With a verifier, `support` is its P(yes) / (P(yes) + P(no)) that the cited message states the answer, scored
     from scratch here; an answer short of `min_support` is refused (draft kept); then the model's next likeliest
     answers — each of its next likeliest first tokens, continued greedily — are weighed the same way."""
-    from device.assistant import prompts
     from device.ask.answer import AskConfig, _next_answers, ask
+    from device.assistant import prompts
     from device.assistant.core import Assistant
     from device.engines import load_engine
     from device.engines.base import continuation_logprobs_by_rescoring

@@ -9,8 +9,8 @@ import pytest
 
 from device.assistant import prompts
 from device.assistant.core import Assistant
-from device.engines.base import GenerationParams
 from device.assistant.prefix_store import PrefixStore
+from device.engines.base import GenerationParams
 
 LINES = ["Chat: Dinner crew", "[1] Fri Marco: Booked Luigi's on Carver Street for Friday 8pm, table for 6"]
 GREEDY = GenerationParams(max_tokens=12, temperature=0.0, stop=('"',), repeat_penalty=1.0)

@@ -29,6 +29,8 @@ holds, otherwise the wearer hears "I don't see that in your messages":
   for "Which are we staying at for Christmas?") — this last check only when no verifier is given,
 - with a verifier (a second, larger model: the catalog's `verify` model), its P(yes) that the one message the
   answer comes from states it as the answer to the question is at least `min_support`.
+Each check decides with a `Verdict`: shown (the answer and the messages it is cited from) or refused, with the
+`Reason` (which check) and why in words (what `Answer.reason` keeps). `check` runs the checks that need no model.
 A second look by the same model ("do these messages state this answer?") does not work: qwen2.5-0.5b's P(yes) did
 not separate right answers from wrong ones (README); qwen2.5-1.5b's does. Nor did a second guess without it (when
 the checks refuse the greedy answer, generate again from the model's next most likely first token: +0.03 F1 on the
@@ -47,15 +49,18 @@ import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 
+from device.ask.evidence import spoken_as_guess
+from device.ask.message_index import Hit, MessageIndex, tokens
 from device.assistant import prompts
 from device.assistant.core import Assistant
-from device.messages.day_words import WEEKDAYS, resolve_day_words
-from device.engines.base import Engine, GenerationParams
-from device.ask.evidence import spoken_as_guess
 from device.assistant.faithfulness import unsupported
+from device.engines.base import Engine, GenerationParams
+from device.messages.day_words import resolve_day_words
 from device.messages.inbox import Message
-from device.ask.message_index import STOP, Hit, MessageIndex, tokens
+from device.messages.words import CALENDAR, INDEX_STOP_WORDS, RELATIVE_DAYS, WEEKDAY_ABBREVIATIONS, WEEKDAYS
+from device.tasks import Task
 
 ANSWER_TOKENS = 120
 _NAME = re.compile(r"[^\W\d][\w'’.-]*")
@@ -65,8 +70,6 @@ _DATE = re.compile(r"\b(\d{1,2}(st|nd|rd|th)|\d{1,2}[./]\d{1,2}|jan(uary)?|feb(r
 QUESTION_WORDS = {"what", "what's", "whats", "when", "where", "which", "who", "whose", "why", "how", "time", "day",
                   "much", "many", "say", "said", "tell", "told", "can", "can't", "should", "would", "could", "need",
                   "get", "go", "going", "there", "any", "some", "about", "now", "new", "one"}
-CALENDAR = {*WEEKDAYS, "january", "february", "march", "april", "may", "june", "july", "august", "september",
-            "october", "november", "december"}
 
 
 @dataclass
@@ -130,8 +133,57 @@ class AskConfig:
     retry_after_verifier: bool = False
 
 
-def _abstain(question: str, reason: str, hits: list[Hit], t0: float, t_ret: float) -> Answer:
-    return Answer(question, prompts.ABSTAIN, True, [], 0.0, reason, [h.id for h in hits], t_ret,
+class Reason(StrEnum):
+    """The check that decided whether an answer is shown: one value per rule (the module docstring lists them)."""
+    ANSWERED = "answered"  # every check held
+    NOTHING_RELEVANT = "nothing_relevant"  # retrieval: no message similar enough to the question
+    NOT_JSON = "not_json"  # the model's JSON could not be read (`check_answer` only)
+    NO_ANSWER = "no_answer"  # the model answered nothing, or "I don't see that…"
+    LOW_CONFIDENCE = "low_confidence"  # P(not abstaining) below `min_confidence`
+    UNCITED_YES_NO = "uncited_yes_no"  # a yes or no with no message cited for it
+    NOT_IN_MESSAGES = "not_in_messages"  # a name, number, time, date or place no shown message contains
+    NOT_CARRIED = "not_carried"  # no shown message carries all of the answer's words
+    NO_NUMBER = "no_number"  # how much / how many, answered without a number
+    NO_TIME = "no_time"  # when, answered without a time or day
+    SENDER = "sender"  # the answer is who sent the message
+    ECHO = "echo"  # the answer only repeats the question
+    UNNAMED = "unnamed"  # a name in the question is not in the message that carries the answer
+    NO_SHARED_WORD = "no_shared_word"  # that message shares no content word with the question
+    OTHER_DAY = "other_day"  # that message is about another weekday than the one asked about
+    OFF_TOPIC = "off_topic"  # that message is far less similar to the question than the best one shown
+    UNASKED = "unasked"  # the model gives the answer as readily with no question asked
+    WORD_DROPPED = "word_dropped"  # the answer fits the question better without one of its words
+    UNSUPPORTED = "unsupported"  # the verifier does not find the answer in its message
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the checks decided about one answer: shown, with the messages it cites, or refused — and why."""
+    ok: bool
+    reason: Reason
+    why: str  # in words, as `Answer.reason` keeps it: "answered", or why the answer is refused
+    answer: str = ""  # the answer as shown (when ok)
+    cited: tuple[Hit, ...] = ()  # the messages that carry it, best first (when ok)
+    confidence: float = 0.0  # the model's probability of answering at all (when ok)
+
+    def __post_init__(self) -> None:
+        if self.ok != (self.reason is Reason.ANSWERED) or (self.ok and not self.cited):
+            raise ValueError(f"inconsistent verdict: ok={self.ok}, reason={self.reason}, {len(self.cited)} cited")
+
+    @classmethod
+    def shown(cls, answer: str, cited: list[Hit] | tuple[Hit, ...], confidence: float) -> Verdict:
+        return cls(True, Reason.ANSWERED, "answered", answer, tuple(cited), confidence)
+
+    @classmethod
+    def refused(cls, reason: Reason, why: str) -> Verdict:
+        return cls(False, reason, why)
+
+
+NOTHING_RELEVANT = Verdict.refused(Reason.NOTHING_RELEVANT, "nothing relevant in the messages")
+
+
+def _abstain(question: str, verdict: Verdict, hits: list[Hit], t0: float, t_ret: float) -> Answer:
+    return Answer(question, prompts.ABSTAIN, True, [], 0.0, verdict.why, [h.id for h in hits], t_ret,
                   time.perf_counter() - t0, spoken=prompts.ABSTAIN)
 
 
@@ -191,8 +243,8 @@ def _weekdays_meant(hits: list[Hit]) -> set[str]:
             for w in re.findall(r"[a-z]+", f"{m.thread} {m.text}".lower()):
                 if w in WEEKDAYS:
                     said.add(w)
-                elif w in ("today", "tonight", "tomorrow"):
-                    said.add(WEEKDAYS[(m.ts.weekday() + (w == "tomorrow")) % 7])
+                elif RELATIVE_DAYS.get(w, -1) >= 0:  # today, tonight, tomorrow (not yesterday)
+                    said.add(WEEKDAYS[(m.ts.weekday() + RELATIVE_DAYS[w]) % 7])
         dated = _DATE.search(f"{h.message.thread} {h.message.text}") or \
             re.search(r"\b(week|weekend|month)\b", h.message.text.lower())
         out |= said or (set() if dated else {WEEKDAYS[h.message.ts.weekday()]})
@@ -209,21 +261,21 @@ def _only_in_sender(answer: str, hits: list[Hit]) -> str:
 
 _COUNT = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|fifty|"
                     r"hundred|thousand|half|dozen|free|nothing|none|no)\b")
-_WHEN = re.compile(r"\d|\b(" + "|".join(CALENDAR) + r"|mon|tue|wed|thu|fri|sat|sun|today|tonight|tomorrow|yesterday|"
+_WHEN = re.compile(r"\d|\b(" + "|".join((*CALENDAR, *WEEKDAY_ABBREVIATIONS, *RELATIVE_DAYS)) + r"|"
                    r"morning|afternoon|evening|night|noon|midday|midnight|weekend|week|month|year|now|soon|later|"
                    r"christmas|easter|new year|lunch|lunchtime|dinner|breakfast|after|before|until|once|if|while|"
                    r"whenever)\b")
 
 
-def _misfit(answer: str, question: str) -> str:
+def _misfit(answer: str, question: str) -> Verdict | None:
     """Why the answer is not the kind of thing asked for: a how-much or how-many question answered without a
-    number, a when question without a time or a day."""
+    number, a when question without a time or a day; None when it is."""
     q, a = question.lower().strip(), answer.lower()
     if re.match(r"how (much|many)\b", q) and not _COUNT.search(a):
-        return "asked how much or how many, the answer has no number"
+        return Verdict.refused(Reason.NO_NUMBER, "asked how much or how many, the answer has no number")
     if re.match(r"(when|what time|what day|which day|what date)\b", q) and not _WHEN.search(a):
-        return "asked when, the answer names no time or day"
-    return ""
+        return Verdict.refused(Reason.NO_TIME, "asked when, the answer names no time or day")
+    return None
 
 
 def _echoes(answer: str, question: str, hits: list[Hit]) -> bool:
@@ -269,12 +321,14 @@ def _mentions(name: str, hits: list[Hit]) -> bool:
     return re.search(rf"(?<!\w){re.escape(name.lower())}(?:'s|s|es)?(?!\w)", context) is not None
 
 
-def check_answer(raw: str, shown: list[Hit], config: AskConfig,
-                 question: str = "") -> tuple[str, list[Hit], float] | str:
-    verdict = _carrying(raw, shown, config, question)
-    if isinstance(verdict, str):
+def check(answer: str, citations: list[int], confidence: float, shown: list[Hit], config: AskConfig,
+          question: str = "") -> Verdict:
+    """The checks that need no model, on the model's answer, the shown-message numbers (from 1) it cites and its
+    confidence: shown (with the messages it is cited from) or refused, and why."""
+    verdict = _carrying(answer.strip(), citations, confidence, shown, config, question)
+    if not verdict.ok:
         return verdict
-    text, carrying, confidence = verdict
+    text, carrying = verdict.answer, list(verdict.cited)
     misfit = _misfit(text, question)
     if misfit:  # "How much does the cake cost?" answered "Weber", the name it is ordered under
         return misfit
@@ -284,74 +338,88 @@ def check_answer(raw: str, shown: list[Hit], config: AskConfig,
         # Qt applications" for "what toolkit do KDE programs use?"): another shown message that carries it may be
         others = [[h] for h in sorted(shown, key=lambda h: -h.similarity)
                   if h not in carrying and _overlaps(text, h) and _carried(text, [h])]
-        carrying = next((o for o in others if not _off_question(text, o, shown, config, question)), None)
-        if carrying is None:
+        moved = next((o for o in others if not _off_question(text, o, shown, config, question)), None)
+        if moved is None:
             return why
-    elif why:
+        return Verdict.shown(text, moved, verdict.confidence)
+    if why:
         return why
-    return text, carrying, confidence
+    return verdict
 
 
-def _off_question(text: str, carrying: list[Hit], shown: list[Hit], config: AskConfig, question: str) -> str:
-    """Why the messages that carry the answer do not answer this question, or "" when they do."""
+def check_answer(raw: str, shown: list[Hit], config: AskConfig,
+                 question: str = "") -> tuple[str, list[Hit], float] | str:
+    """`check` on the model's JSON `{answer, citations, confidence}`, in the older shape: (answer, the messages
+    it is cited from, confidence) when it may be shown, else why not."""
+    try:
+        obj = json.loads(raw)
+        text = str(obj["answer"])
+        cited = [int(c) for c in obj.get("citations", [])]
+        confidence = float(obj.get("confidence", 0.0))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return Verdict.refused(Reason.NOT_JSON, "the model's answer was not valid JSON").why
+    verdict = check(text, cited, confidence, shown, config, question)
+    return (verdict.answer, list(verdict.cited), verdict.confidence) if verdict.ok else verdict.why
+
+
+def _off_question(text: str, carrying: list[Hit], shown: list[Hit], config: AskConfig,
+                  question: str) -> Verdict | None:
+    """Why the messages that carry the answer do not answer this question, or None when they do."""
     said_by = _only_in_sender(text, carrying)
     if said_by and not re.match(r"\s*(who|whose)\b", question.lower()):
         # "What is my bank PIN?" answered with the number a scam message came from
-        return f"the answer is who sent the message ({said_by}), not what it says"
+        return Verdict.refused(Reason.SENDER, f"the answer is who sent the message ({said_by}), not what it says")
     if _echoes(text, question, carrying):  # "What did ThE__OnE download from p2p?" answered "p2p"
-        return "the answer only repeats the question"
+        return Verdict.refused(Reason.ECHO, "the answer only repeats the question")
     unnamed = [n for n in question_names(question) if not _mentions(n, carrying)]
     if unnamed:  # "What is Hugo's phone number?" answered from a message that is not about Hugo
-        return f"the message that carries the answer does not mention {unnamed[0]!r}"
+        return Verdict.refused(Reason.UNNAMED, f"the message that carries the answer does not mention {unnamed[0]!r}")
     if question and not set(_content(question)) & set(_content(_context(carrying))):
         # "What time does the cinema start tonight?" answered "1pm" from Mum's lunch: nothing in common
-        return "the message that carries the answer shares no word with the question"
+        return Verdict.refused(Reason.NO_SHARED_WORD, "the message that carries the answer shares no word with the "
+                                                      "question")
     asked, said = _weekdays_asked(question), _weekdays_meant(carrying)
     if asked and said and not asked & said:  # asked about Saturday, the message is about Sunday
-        return f"the message is about {', '.join(sorted(said)).title()}, not {', '.join(sorted(asked)).title()}"
+        return Verdict.refused(Reason.OTHER_DAY, f"the message is about {', '.join(sorted(said)).title()}, not "
+                                                 f"{', '.join(sorted(asked)).title()}")
     best = max(h.similarity for h in shown)
     carried_by = max(h.similarity for h in carrying)
     if carried_by < best - config.max_relevance_gap:
-        return f"the message that carries the answer is not about the question (similarity {carried_by:.2f}, " \
-               f"best {best:.2f})"
-    return ""
+        return Verdict.refused(Reason.OFF_TOPIC, f"the message that carries the answer is not about the question "
+                                                 f"(similarity {carried_by:.2f}, best {best:.2f})")
+    return None
 
 
-def _carrying(raw: str, shown: list[Hit], config: AskConfig,
-              question: str = "") -> tuple[str, list[Hit], float] | str:
-    """The model's JSON answer → (answer, the messages that carry it, confidence) if it may be shown, else why not.
+def _carrying(text: str, cited: list[int], confidence: float, shown: list[Hit], config: AskConfig,
+              question: str = "") -> Verdict:
+    """The model's answer → shown, citing the messages that carry it, or why not.
 
     Small models often cite the wrong number next to a right answer, so citations are checked, not trusted: the
     cited messages are kept when they carry every name, number, time, date and place of the answer and every other
     word of it that is not a stop word; otherwise the shown message that does carry them is cited instead; if none
     does, no answer."""
-    try:
-        obj = json.loads(raw)
-        text = str(obj["answer"]).strip()
-        cited = [int(c) for c in obj.get("citations", [])]
-        confidence = float(obj.get("confidence", 0.0))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return "the model's answer was not valid JSON"
     if not text or _says_abstain(text):
-        return "the model found no answer in the messages"
+        return Verdict.refused(Reason.NO_ANSWER, "the model found no answer in the messages")
     if confidence < config.min_confidence:
-        return f"low confidence ({confidence:.2f})"
+        return Verdict.refused(Reason.LOW_CONFIDENCE, f"low confidence ({confidence:.2f})")
     named = [shown[c - 1] for c in dict.fromkeys(cited) if 1 <= c <= len(shown)]
     if _yes_no(text, question):  # nothing to copy: the message it cites is checked for being about the question
-        return (text, named, confidence) if named else "the model cited no message for its yes or no"
+        if named:
+            return Verdict.shown(text, named, confidence)
+        return Verdict.refused(Reason.UNCITED_YES_NO, "the model cited no message for its yes or no")
     carrying = [h for h in named if _overlaps(text, h)]
     if carrying and _carried(text, carrying):
-        return text, carrying, confidence
+        return Verdict.shown(text, carrying, confidence)
     alone = [h for h in shown if _overlaps(text, h) and _carried(text, [h])]
     if alone:
-        return text, alone[:1], confidence
+        return Verdict.shown(text, alone[:1], confidence)
     together = [h for h in shown if _overlaps(text, h)]
     if together and _carried(text, together):
-        return text, together, confidence
+        return Verdict.shown(text, together, confidence)
     missing = unsupported(text, _source(shown))
     if missing:
-        return f"no shown message contains {missing[0].text!r}"
-    return "no shown message carries the answer"
+        return Verdict.refused(Reason.NOT_IN_MESSAGES, f"no shown message contains {missing[0].text!r}")
+    return Verdict.refused(Reason.NOT_CARRIED, "no shown message carries the answer")
 
 
 def _model_citation(engine: Engine, answered: str, n: int) -> list[int]:
@@ -376,7 +444,7 @@ def _answer_gains(assistant: Assistant, asked: list[int], lines: list[str], toda
     out = []
     for other in others:
         prompt = engine.tokenize_prompt(
-            assistant.prepare("ask", prompts.ask_messages(other, lines, today)) + prompts.ASK_OPEN)
+            assistant.prepare(Task.ASK, prompts.ask_messages(other, lines, today)) + prompts.ASK_OPEN)
         out.append(asked_lp - sum(engine.continuation_logprobs(prompt, [said])[0]))
     return out
 
@@ -395,7 +463,7 @@ def without_each_word(question: str, answer: str) -> list[tuple[str, str]]:
     out = []
     for m in _WORD.finditer(question):
         word = m.group(0).lower()
-        if word in STOP or word in QUESTION_WORDS or re.sub(r"['’]s$", "", word) in names or \
+        if word in INDEX_STOP_WORDS or word in QUESTION_WORDS or re.sub(r"['’]s$", "", word) in names or \
                 (how and word == how.group(1)) or set(tokens(word)) & said:
             continue
         rest = re.sub(r"\s{2,}", " ", question[:m.start()] + question[m.end():]).replace(" ?", "?").strip()
@@ -419,7 +487,7 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     hits = index.search(question, config.k)
     t_ret = time.perf_counter() - t0
     if not hits or max(h.similarity for h in hits) < config.min_similarity:
-        return _abstain(question, "nothing relevant in the messages", hits, t0, t_ret)
+        return _abstain(question, NOTHING_RELEVANT, hits, t0, t_ret)
     # in time order, as the wearer would read them
     shown = sorted(hits[:config.show], key=lambda h: (h.message.ts, h.id))
     today = (now or datetime.now().astimezone()).strftime("%A %d %B")
@@ -427,7 +495,7 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     messages = prompts.ask_messages(question, lines, today)
     engine = assistant.engine
     t_model = time.perf_counter()
-    prompt = assistant.prepare("ask", messages) + prompts.ASK_OPEN
+    prompt = assistant.prepare(Task.ASK, messages) + prompts.ASK_OPEN
     cut = prompt.find(prompts.ASK_SYSTEM)  # what the model reads per question starts after its system prompt
     system = engine.tokenize_prompt(prompt[: cut + len(prompts.ASK_SYSTEM)]) if cut >= 0 else []
     opened = engine.tokenize_prompt(prompt)
@@ -442,29 +510,28 @@ def ask(assistant: Assistant, index: MessageIndex, question: str, now: datetime 
     first = gen.text.rstrip("\\").strip()
     verdict = _weigh(context, gen.text)
     retry = config.retry_after_verifier or context.scores.get("support") is None  # refused before the verifier
-    if isinstance(verdict, str) and verifier is not None and config.candidates > 1 and not _says_abstain(first) \
-            and retry:
+    if not verdict.ok and verifier is not None and config.candidates > 1 and not _says_abstain(first) and retry:
         refused = context.scores  # an abstention reports why the model's first answer was refused
         for rank, written in enumerate(_next_answers(engine, prompt, opened, gen.text, config.candidates - 1), 1):
             again = _weigh(context, written, rank)
-            if not isinstance(again, str):
+            if again.ok:
                 verdict = again
                 break
         else:
             context.scores = refused
-    if isinstance(verdict, str):
+    if not verdict.ok:
         return replace(_abstain(question, verdict, hits, t0, t_ret), draft=first, **cost, **context.scores)
-    text, cited_hits, confidence = verdict
-    source = cited_hits[0].message
+    text = verdict.answer
+    source = verdict.cited[0].message
     spoken = resolve_day_words(text, source.ts)  # "Friday": the Friday after the message said it
     support = context.scores.get("support")
     unsure = support is not None and support < config.sure_support
     evidence = ""
     if unsure:
         spoken, evidence = spoken_as_guess(text, spoken, source)
-    return Answer(question, text, False, [h.id for h in cited_hits], confidence, "answered", [h.id for h in hits],
-                  t_ret, time.perf_counter() - t0, spoken=spoken, draft=first, hedged=unsure, evidence=evidence,
-                  **cost, **context.scores)
+    return Answer(question, text, False, [h.id for h in verdict.cited], verdict.confidence, verdict.why,
+                  [h.id for h in hits], t_ret, time.perf_counter() - t0, spoken=spoken, draft=first, hedged=unsure,
+                  evidence=evidence, **cost, **context.scores)
 
 
 _ANSWER_PARAMS = GenerationParams(max_tokens=ANSWER_TOKENS, temperature=0.0, stop=('"',), repeat_penalty=1.0)
@@ -496,17 +563,16 @@ def _next_answers(engine: Engine, prompt: str, opened: list[int], greedy: str, n
         yield piece + engine.generate(prompt + piece, _ANSWER_PARAMS).text
 
 
-def _weigh(c: _Context, written: str, rank: int = 0) -> tuple[str, list[Hit], float] | str:
-    """One written answer → (answer as shown, the messages it cites, confidence), or why it may not be shown."""
+def _weigh(c: _Context, written: str, rank: int = 0) -> Verdict:
+    """One written answer → shown (as written in the messages, with the messages it cites), or why not."""
     engine = c.assistant.engine
     draft = written.rstrip("\\").strip()
     c.scores = {"candidate": rank}
     cited = _model_citation(engine, c.prompt + written, len(c.shown)) if not _says_abstain(draft) else []
-    raw = json.dumps({"answer": draft, "citations": cited, "confidence": 1.0 - c.p_abstain})
-    verdict = check_answer(raw, c.shown, c.config, c.question)
-    if isinstance(verdict, str):
+    verdict = check(draft, cited, 1.0 - c.p_abstain, c.shown, c.config, c.question)
+    if not verdict.ok:
         return verdict
-    text, cited_hits, confidence = verdict
+    text, cited_hits = verdict.answer, list(verdict.cited)
     t_gain = time.perf_counter()
     # the answer must answer this question: the model must find it likelier after the question than after no
     # question at all, and than after the question without any one of the words that say what it is about
@@ -521,23 +587,26 @@ def _weigh(c: _Context, written: str, rank: int = 0) -> tuple[str, list[Hit], fl
         weakest = min(range(len(dropped)), key=word_gains.__getitem__)
         c.scores |= {"weakest_word": dropped[weakest][0], "word_gain": round(word_gains[weakest], 2)}
     if gain < c.config.min_question_gain:
-        return f"the model gives this answer as readily with no question asked (gain {gain:.1f} nats)"
+        return Verdict.refused(Reason.UNASKED, f"the model gives this answer as readily with no question asked "
+                                               f"(gain {gain:.1f} nats)")
     if word_gains and c.scores["word_gain"] < c.config.min_word_gain:
-        return f"the answer fits the question better without {c.scores['weakest_word']!r} " \
-               f"({-c.scores['word_gain']:.1f} nats likelier)"
+        return Verdict.refused(Reason.WORD_DROPPED, f"the answer fits the question better without "
+                                                    f"{c.scores['weakest_word']!r} ({-c.scores['word_gain']:.1f} "
+                                                    f"nats likelier)")
     if c.verifier is not None:
         t_support = time.perf_counter()
         support = support_probability(c.verifier, cited_hits[0].message, c.question, text)
         c.scores |= {"support": round(support, 3), "support_s": time.perf_counter() - t_support}
         if support < c.config.min_support:
-            return f"the checking model does not find the answer in its message (P(yes) {support:.2f})"
-    return as_written(text, cited_hits), cited_hits, confidence
+            return Verdict.refused(Reason.UNSUPPORTED, f"the checking model does not find the answer in its message "
+                                                       f"(P(yes) {support:.2f})")
+    return Verdict.shown(as_written(text, cited_hits), cited_hits, verdict.confidence)
 
 
 def support_probability(verifier: Assistant, message: Message, question: str, answer: str) -> float:
     """The verifier's P(yes) (against no) that `message` states `answer` to `question`, read off its first token."""
     engine = verifier.engine
-    tokens = engine.tokenize_prompt(verifier.prepare("verify", prompts.verify_messages(message, question, answer)))
+    tokens = engine.tokenize_prompt(verifier.prepare(Task.VERIFY, prompts.verify_messages(message, question, answer)))
     yes = [engine.tokenize(w)[0] for w in prompts.VERIFY_YES]
     no = [engine.tokenize(w)[0] for w in prompts.VERIFY_NO]
     lps = engine.next_token_logprobs(tokens, yes + no)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from device.messages.inbox import Message
 from device.ask.message_index import tokens
+from device.messages.inbox import Message
 
 # a spoken quote longer than this is cut around the answer: the wearer listens, and a whole message is too long
 MAX_QUOTE_WORDS = 16

@@ -21,17 +21,15 @@ import numpy as np
 from device.ask.embedder import DIM, NAME, Embedder, EmbedderError
 from device.messages.inbox import Message
 from device.messages.store import MessageStore
+from device.messages.words import INDEX_STOP_WORDS
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
 DEPTH = 50  # candidates taken from each retriever before fusion
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.:'][a-z0-9]+)*")
-STOP = frozenset("a an and are at be but by did do does for from had has have he her him his how i if in is it its "
-                 "me my of on or our she so that the their them they this to was we were what when where which who "
-                 "why will with you your".split())
 
 
 def tokens(text: str) -> list[str]:
-    return [t for t in _TOKEN.findall(text.lower()) if t not in STOP]
+    return [t for t in _TOKEN.findall(text.lower()) if t not in INDEX_STOP_WORDS]
 
 
 def indexed_text(m: Message, before: Message | None) -> str:

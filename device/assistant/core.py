@@ -225,9 +225,9 @@ class Assistant:
         with a stricter prompt (greedy), then fall back to quoting the key messages."""
         source = header + "\n" + "\n".join(lines)
         bad = unsupported(result.text, source)
-        if not bad:
+        if result.text.strip() and not bad:
             return result
-        result.unsupported = [s.text for s in bad]
+        result.unsupported = [s.text for s in bad]  # empty for an empty summary: nothing to show is not a summary
         clock = Stopwatch()
         if result.chunks == 1:
             gen = self._run(prompts.strict_summary_messages(header, lines),

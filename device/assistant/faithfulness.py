@@ -12,25 +12,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
-    "sixty": 60, "hundred": 100, "thousand": 1000, "half": 0.5, "noon": 12, "midnight": 0,
-}
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-          "november", "december")
-# Capitalised words that start sentences or are not names; a sentence-initial word outside this list still counts
-# as a name only if it does not occur (in any case) in the chat.
-COMMON = set("""
-a an the and or but so then also both all any each every some one no not none nobody someone everyone everybody
-i me my mine we us our you your he him his she her they them their it its this that these those there here who what
-when where why how which if as at by for from in into of on onto to with without about after before during while
-until since because although though however meanwhile finally overall later soon now today tonight tomorrow
-yesterday first second next last another other others yes ok okay please thanks thank hi hello hey dear sorry
-mr mrs ms dr st mum mom dad person summary chat conversation messages message group
-""".split())
+from device.messages.words import AMOUNT_WORDS, MONTHS, NOT_A_NAME, WEEKDAY_ABBREVIATIONS, WEEKDAYS
+
+_WEEKDAY_ABBREVIATIONS = frozenset(WEEKDAY_ABBREVIATIONS)
 
 _TIME = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?\s*(a\.?m\.?|p\.?m\.?)(?![a-z])|\b(\d{1,2})[:.](\d{2})\b", re.I)
 _NUMBER = re.compile(r"(?<![\w.])[£$€]?\d+(?:[.,]\d+)*%?")
@@ -65,7 +49,7 @@ def _numbers(text: str) -> set[float]:
         except ValueError:
             continue
     low = text.lower()
-    out |= {float(v) for w, v in NUMBER_WORDS.items() if re.search(rf"\b{w}\b", low)}
+    out |= {float(v) for w, v in AMOUNT_WORDS.items() if re.search(rf"\b{w}\b", low)}
     for m in _TIME.finditer(text):  # "at 8pm" also supports a bare "8"
         out.add(float(m.group(1) or m.group(4)))
     return out
@@ -113,9 +97,11 @@ def claimed_spans(summary: str) -> list[Span]:
             low = base.lower()
             if not base[:1].isupper() or re.match(r"^[A-Za-z]-", base):  # "may", "T-shirt": no claim
                 continue
-            if low in WEEKDAYS or low in MONTHS or low[:3] in {d[:3] for d in WEEKDAYS} and len(low) == 3:
+            if low in WEEKDAYS or low in MONTHS or low[:3] in _WEEKDAY_ABBREVIATIONS and len(low) == 3:
                 spans.append(Span(base, "date"))
-            elif low not in COMMON and (i > 0 or not low.endswith(("ing", "ed", "ly"))):
+            # a capitalised word in NOT_A_NAME is no claim; a sentence-initial one outside it counts as a name only if
+            # the chat does not have it (in any case): see `unsupported`
+            elif low not in NOT_A_NAME and (i > 0 or not low.endswith(("ing", "ed", "ly"))):
                 spans.append(Span(base, "name" if i > 0 else "name?"))
     return spans
 
@@ -126,7 +112,7 @@ def unsupported(summary: str, source: str) -> list[Span]:
     times = _times(source)
     numbers = _numbers(source)
     days = {int(m.group(1)) for m in _ORDINAL.finditer(source)} | {int(n) for n in numbers if n == int(n)}
-    weekday_abbr = {w[:3] for w in words if w[:3] in {d[:3] for d in WEEKDAYS}}
+    weekday_abbr = {w[:3] for w in words if w[:3] in _WEEKDAY_ABBREVIATIONS}
     out: list[Span] = []
     for span in claimed_spans(summary):
         if span.kind == "time":

@@ -181,7 +181,7 @@ ASK_UNASKED = "What do the messages say?"
 
 
 # A second model checks each answer against the one message it comes from, as a yes/no question. The ask model's
-# own P(yes) does not tell right answers from near misses; a 1.5B model's does (README).
+# own P(yes) does not tell right answers from near misses; a 1.5B model's does (docs/experiments/ask-verifier.md).
 VERIFY_SYSTEM = ("You check answers to questions about chat messages. Say yes only if the message itself states "
                  "the answer to the question exactly as asked. Say no if the message does not state it, states "
                  "something else, or the answer is about a different thing than the question asks.")
@@ -200,7 +200,7 @@ def verify_messages(message: Message, question: str, answer: str) -> list[ChatMe
 def ask_lines(messages: list[Message]) -> list[str]:
     """Numbered from 1 in the order given; a chat's name is written once above its run of messages, and only the
     weekday each was sent (the prompt is the model's reading time: a full date, a clock time and the chat on every
-    line cost ~20 tokens a message, and without them answers were no worse — README)."""
+    line cost ~20 tokens a message, and without them answers were no worse — docs/experiments/ask-answer-checks.md)."""
     out, chat = [], None
     for number, m in enumerate(messages, 1):
         if m.thread != chat:

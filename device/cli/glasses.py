@@ -121,10 +121,10 @@ def hud(
 
 def _display_host(host: str) -> str:
     """The address a display should open: the machine's name for a wildcard bind."""
-    import socket
+    import platform
 
     if host in ("0.0.0.0", "::"):
-        return socket.gethostname()
+        return platform.node()
     return f"[{host}]" if ":" in host else host
 
 

@@ -2,7 +2,8 @@
 
 A fast deterministic parser handles the phrasings people actually use (it runs in well under a millisecond);
 what it cannot place goes to the LLM constrained to a JSON schema (`parse_with_llm`). Names in the slots are
-resolved against the inbox (`device.glasses.contacts`): an ambiguous name stays ambiguous and carries the question to ask.
+resolved against the inbox (`device.glasses.contacts`): an ambiguous name stays ambiguous and carries the question
+to ask.
 
 Intents and their slots:
   read(target?)            target: a thread or a sender
@@ -20,7 +21,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from device.glasses.contacts import DETERMINERS, GROUP_WORDS, NUMBER_WORDS, ContactBook, Resolution, words
+from device.glasses.contacts import ContactBook, Resolution, words
+from device.messages.words import CHIP_ORDINALS, DETERMINERS, FILLERS, GROUP_WORDS, NOT_IN_A_NAME, SPOKEN_NUMBERS
+from device.tasks import Task
 
 INTENTS = ("read", "catch_up", "reply", "choose_reply", "send", "cancel", "next", "mute", "ask")
 # a question about the messages: placed by the rules only when no command fits; the LLM fallback is not offered it
@@ -29,20 +32,9 @@ ASK_PREFIX = re.compile(r"^(?:(?:ask|search|check|look in) my messages(?: for| a
 QUESTION = re.compile(r"^(?:what|what's|when|when's|where|where's|which|who|who's|whose|why|how|how's|did|does|"
                       r"do|is|are|was|were|has|have|had|will|can|could|should)\b")
 ASK_ABOUT = re.compile(r"^what (?:did|does) .+? (?:say|said|write|wrote|want) (?:about|regarding|on|for) \S")
-FILLERS = {"uh", "um", "umm", "uhm", "er", "erm", "hmm", "hm", "ah", "oh"}
 POLITE_PREFIX = re.compile(
     r"^(?:(?:hey|ok|okay|so|and|hey glasses|glasses|please|can you|could you|would you|will you|i want to|"
     r"i'd like to|i would like to|let's|lets|let me|go ahead and|now)\s+)+")
-# words that cannot be part of a spoken name in a command
-STOP = {"a", "about", "again", "an", "and", "are", "at", "be", "by", "day", "did", "do", "does", "for", "from",
-        "going", "happened", "he", "her", "him", "hour", "hours", "i", "i'll", "i'm", "i've", "in", "is", "it",
-        "it's", "just", "last", "latest", "like", "loud", "me", "message", "messages", "minute", "minutes", "miss",
-        "missed", "my", "new", "notifications", "number", "of", "on", "one", "open", "out", "play", "please",
-        "read", "said", "say", "saying", "says", "send", "sent", "she", "show", "text", "texts", "that", "that's",
-        "the", "them", "they", "this", "up", "want", "wants", "was", "we", "week", "what", "what's", "who", "with",
-        "write", "wrote", "you", "your"}
-ORDINALS = {"first": 1, "one": 1, "1": 1, "1st": 1, "second": 2, "two": 2, "2": 2, "2nd": 2, "third": 3,
-            "three": 3, "3": 3, "3rd": 3, "middle": 2, "last": 3}
 PRONOUNS = {"her", "him", "them", "this", "that", "it", "back"}
 TEXT_LEAD = re.compile(r"^(?:,\s*)?(?:saying that|that says|saying|say|with|that)\s+")
 DURATION = re.compile(
@@ -82,8 +74,8 @@ def _number(word: str) -> int | None:
     if word in ("a", "an", "one"):
         return 1
     parts = re.split(r"[ -]", word)
-    if all(p in NUMBER_WORDS for p in parts):
-        return sum(NUMBER_WORDS[p] for p in parts)
+    if all(p in SPOKEN_NUMBERS for p in parts):
+        return sum(SPOKEN_NUMBERS[p] for p in parts)
     return None
 
 
@@ -109,7 +101,7 @@ def _span_ok(tokens: list[str]) -> list[str] | None:
         tokens = tokens[1:]
     while len(tokens) > 1 and tokens[-1] in GROUP_WORDS:
         tokens = tokens[:-1]
-    if not tokens or any(t in STOP or t in FILLERS for t in tokens):
+    if not tokens or any(t in NOT_IN_A_NAME or t in FILLERS for t in tokens):
         return None
     return tokens
 
@@ -214,12 +206,12 @@ def _index(text: str) -> int | None:
     m = ORDINAL.search(text)
     if m:
         word = m["n"] or m["o"]
-        return ORDINALS.get(word, _number(word) if word else None)
+        return CHIP_ORDINALS.get(word, _number(word) if word else None)
     if CHOOSE_VERB.match(text):
         tail = text.split()[-1]
-        return ORDINALS.get(tail) or _number(tail)
-    if text in ORDINALS:
-        return ORDINALS[text]
+        return CHIP_ORDINALS.get(tail) or _number(tail)
+    if text in CHIP_ORDINALS:
+        return CHIP_ORDINALS[text]
     return None
 
 
@@ -294,7 +286,7 @@ VAGUE = {"how", "how's", "has", "have", "is", "are", "what's", "where", "we", "o
 def _asks_something(text: str, book: ContactBook) -> bool:
     res = find_contact(book, text)
     named = {w for name in (res.matches if res else []) for w in words(name.lower())}
-    return bool(set(text.split()) - VAGUE - named - STOP)
+    return bool(set(text.split()) - VAGUE - named - NOT_IN_A_NAME)
 
 
 def _after_verb(text: str) -> str:
@@ -433,7 +425,7 @@ def llm_completer(assistant):
         for said, call in examples:
             messages += [ChatMessage("user", said), ChatMessage("assistant", call)]
         messages.append(ChatMessage("user", utterance))
-        gen = assistant.complete("commands", messages, GenerationParams(max_tokens=96, temperature=0.0,
+        gen = assistant.complete(Task.COMMANDS, messages, GenerationParams(max_tokens=96, temperature=0.0,
                                                                         json_schema=schema))
         return gen.text
     return complete

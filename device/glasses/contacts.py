@@ -15,18 +15,13 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 from device.messages.inbox import WEARER
+from device.messages.words import DETERMINERS, GROUP_WORDS, SPOKEN_NUMBERS
 
 TOKEN_MATCH = 0.78  # a spoken token counts as a name token from this similarity on
 TIE = 0.04  # candidates this close to the best are "equally good": ask, don't guess
-NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-                "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-                "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
-                "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90}
 # spoken forms of honorifics and family names that every English speaker uses interchangeably
 SPOKEN = {"mister": "mr", "missus": "mrs", "doctor": "dr", "mom": "mum", "mommy": "mum", "mummy": "mum",
           "mother": "mum", "ma": "mum", "father": "dad", "daddy": "dad"}
-GROUP_WORDS = {"group", "chat", "thread", "conversation", "channel", "crew", "gang", "plans", "people", "guys"}
-DETERMINERS = {"the", "my", "our", "to", "from", "with", "about", "of", "in", "on", "for"}
 
 
 def words(text: str) -> list[str]:
@@ -39,7 +34,7 @@ def name_tokens(text: str) -> list[str]:
     for w in words(text.replace("'s ", " ").removesuffix("'s")):
         w = w.removesuffix("'s")
         w = SPOKEN.get(w, w)
-        w = str(NUMBER_WORDS[w]) if w in NUMBER_WORDS else w
+        w = str(SPOKEN_NUMBERS[w]) if w in SPOKEN_NUMBERS else w
         if out and len(w) == 1 and w.isalpha() and out[-1].isdigit():
             out[-1] += w  # "four b" -> "4b"
         else:

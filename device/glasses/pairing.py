@@ -14,8 +14,8 @@ import hmac
 import io
 import ipaddress
 import os
+import platform
 import secrets
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +86,7 @@ def allowed_hosts(bind: str, extra: tuple[str, ...] = ()) -> list[str]:
     if bind not in ("0.0.0.0", "::", ""):
         hosts.append(bind)
     if not is_loopback(bind):
-        name = socket.gethostname()
+        name = platform.node()
         hosts += [name, f"{name}.local"]
     return list(dict.fromkeys(hosts))
 

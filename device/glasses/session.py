@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from device.glasses.commands import Command, ContactBook, understand
 from device.engines.base import EngineError
+from device.glasses.commands import Command, ContactBook, understand
 from device.messages.inbox import WEARER, Message, Thread
 from device.privacy.egress import EgressGate
 

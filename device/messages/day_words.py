@@ -9,20 +9,20 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_RELATIVE = {"today": 0, "tonight": 0, "tomorrow": 1, "yesterday": -1}
+from device.messages.words import MONTH_ABBREVIATIONS, RELATIVE_DAYS, WEEKDAYS
+
 _DAY = re.compile(
-    r"\b(?:(?P<mod>this|next|last|on)\s+)?(?P<day>" + "|".join(WEEKDAYS) + r"|today|tonight|tomorrow|yesterday)\b"
-    r"(?P<dated>,?\s+(?:the\s+)?\d{1,2}(?:st\b|nd\b|rd\b|th\b|/\d|\s+(?:" + "|".join(_MONTHS) + r")[a-z]*\b))?",
+    r"\b(?:(?P<mod>this|next|last|on)\s+)?(?P<day>" + "|".join(WEEKDAYS + tuple(RELATIVE_DAYS)) + r")\b"
+    r"(?P<dated>,?\s+(?:the\s+)?\d{1,2}(?:st\b|nd\b|rd\b|th\b|/\d|\s+(?:" + "|".join(MONTH_ABBREVIATIONS)
+    + r")[a-z]*\b))?",
     re.IGNORECASE)
 
 
 def day_offset(word: str, modifier: str | None, said_at: datetime) -> int:
     """Days from the day `said_at` falls on to the day `modifier word` means."""
     word, modifier = word.lower(), (modifier or "").lower()
-    if word in _RELATIVE:
-        return _RELATIVE[word]
+    if word in RELATIVE_DAYS:
+        return RELATIVE_DAYS[word]
     ahead = (WEEKDAYS.index(word) - said_at.weekday()) % 7
     if modifier == "last":
         return ahead - 7 if ahead else -7
@@ -40,7 +40,7 @@ def resolve_day_words(text: str, said_at: datetime) -> str:
             return m.group(0)
         day = said_at + timedelta(days=day_offset(m.group("day"), m.group("mod"), said_at))
         date = f"{day.day} {day:%B}" + ("" if day.year == said_at.year else f" {day.year}")
-        if m.group("day").lower() in _RELATIVE:
+        if m.group("day").lower() in RELATIVE_DAYS:
             return f"{m.group(0)} ({day:%A} {date})"
         return f"{m.group(0)} {date}"
     return _DAY.sub(dated, text)

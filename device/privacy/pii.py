@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from device.messages import words
+
 ENTITIES = ("PERSON", "LOCATION", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
             "IP_ADDRESS", "DATE_TIME")
 
@@ -44,9 +46,8 @@ IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:]
 PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[-.\s]?)?(?:\(\d{1,4}\)[-.\s]?)?\d{1,5}(?:[-.\s]\d{1,5}){0,4}"
     r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)")
-MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
-          "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
-WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+MONTHS = "|".join((*words.MONTHS, *(m for m in words.MONTH_ABBREVIATIONS if m != "may"), "sept"))
+WEEKDAYS = "|".join(words.WEEKDAYS)
 DATE_PATTERNS = [
     re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?\b"),
     re.compile(r"\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b"),
