@@ -114,38 +114,73 @@ def eval_summaries_cmd(
 
 @eval_app.command("replies")
 def eval_replies_cmd(
-    data: Annotated[Path, typer.Option(help="a folder of IRC *.raw.txt + *.annotation.txt (ubuntu_irc/dev)")],
+    reply_set: Annotated[Path | None, typer.Option("--set", help="the project's reply set (JSONL, tests/fixtures/"
+                                                   "replies/threads.jsonl): drafts judged usable or not")] = None,
+    part: Annotated[str, typer.Option(help="which part of --set: tune, untouched (scored once, at the end) or all"
+                                      )] = "tune",
+    data: Annotated[Path | None, typer.Option(help="a folder of IRC *.raw.txt + *.annotation.txt (ubuntu_irc/dev): "
+                                              "ranking MRR and draft diversity")] = None,
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
     n: Annotated[int, typer.Option("--n", help="reply pairs ranked (true reply among 10 candidates)")] = 50,
     n_drafts: Annotated[int, typer.Option("--n-drafts", help="threads drafted for the diversity numbers")] = 30,
     seed: Annotated[int, typer.Option(help="which pairs and distractors")] = 0,
     out: OutOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Reply ranking (MRR, P@1 of the true reply among 10) and draft diversity (distinct-1/2, similarity)."""
+    """Reply drafts: with --set, the usable rate (no assistant-speak, role confusion, invented detail, stale plan,
+    wrong language, over 30 words, scam leak), threads served and latency; with --data, reply ranking (MRR, P@1 of
+    the true reply among 10) and draft diversity."""
     from lab.machine import machine_info
-    from lab.reply_evaluation import eval_replies, to_json
+    from lab.reply_evaluation import eval_replies
+    from lab.reply_evaluation import to_json as ranking_json
+    from lab.reply_set import eval_reply_set
+    from lab.reply_set import to_json as set_json
 
+    if reply_set is None and data is None:
+        raise typer.BadParameter("give --set (the reply set) and/or --data (an IRC folder)", param_hint="--set")
+    if part not in ("tune", "untouched", "all"):
+        raise typer.BadParameter(f"{part!r}: one of tune, untouched, all", param_hint="--part")
+    doc: dict = {}
+    judged = None
     with clear_errors(), needs("eval"):
         assistant = open_assistant(model, threads, n_ctx, adapters)
-        adapter = assistant.adapters.get(Task.DRAFT_REPLIES)
         with progress() as bar:
-            bars: dict[str, int] = {}
+            if reply_set is not None:
+                task = bar.add_task(f"drafting the {part} part with {assistant.engine.name}", total=None)
+                judged = eval_reply_set(assistant, reply_set, part,  # type: ignore[arg-type]
+                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+                doc |= {"set": set_json(judged, with_samples=False)}
+            if data is not None:
+                bars: dict[str, int] = {}
 
-            def tick(stage: str, done: int, total: int) -> None:
-                if stage not in bars:
-                    bars[stage] = bar.add_task(f"{stage} with {assistant.engine.name}", total=total)
-                bar.update(bars[stage], completed=done, total=total)
-            result = eval_replies(assistant, data, n_rank=n, n_drafts=n_drafts, seed=seed, progress=tick,
-                                  exclude_ids=_exclude(adapter))
-    summary = to_json(result)
-    write_result(out, summary | {"data": data.name, "seed": seed, "machine": machine_info()})
+                def tick(stage: str, done: int, total: int) -> None:
+                    if stage not in bars:
+                        bars[stage] = bar.add_task(f"{stage} with {assistant.engine.name}", total=total)
+                    bar.update(bars[stage], completed=done, total=total)
+                ranked = eval_replies(assistant, data, n_rank=n, n_drafts=n_drafts, seed=seed, progress=tick,
+                                      exclude_ids=_exclude(assistant.adapters.get(Task.DRAFT_REPLIES)))
+                doc |= ranking_json(ranked) | {"data": data.name, "seed": seed}  # flat, as the reference runs
+    full = doc | ({"set": set_json(judged)} if judged else {})
+    write_result(out, full | {"set_file": str(reply_set) if reply_set else None, "machine": machine_info()})
     if as_json:
-        print_json(summary)
+        print_json(doc)
         return
-    table = Table("metric", "value", title=f"reply drafts on {data.name} ({assistant.engine.name})")
-    for k, v in summary.items():
-        table.add_row(k, str(v))
-    console.print(table)
+    if judged is not None:
+        table = Table("metric", "value", title=f"reply drafts on {reply_set} ({judged.part}, {judged.model})")
+        for k, v in set_json(judged, with_samples=False).items():
+            table.add_row(k, str(v))
+        console.print(table)
+        console.print("[bold]The threads to read first[/] (fewest usable drafts):")
+        for s in judged.worst():
+            console.print(f"- {s['id']} ({s['usable']}/3 usable)", highlight=False)
+            for d in s["drafts"]:
+                console.print(f"    {'✓' if not d['failures'] else '✗'} {d['text']}  [dim]{'; '.join(d['why'])}[/]",
+                              highlight=False)
+    if data is not None:
+        table = Table("metric", "value", title=f"reply ranking and diversity on {data.name}")
+        for k, v in doc.items():
+            if k != "set":
+                table.add_row(k, str(v))
+        console.print(table)
 
 
 @eval_app.command("ask")

@@ -71,7 +71,22 @@ def _name_lists():
     return g.first_names | g.last_names | g.places
 
 
-def _known_name(low: str) -> bool:
+@lru_cache(maxsize=1)
+def _first_names() -> frozenset[str]:
+    try:
+        from device.privacy.pii import gazetteers
+
+        return frozenset(gazetteers().first_names)
+    except RuntimeError:
+        return frozenset()
+
+
+def first_name(low: str) -> bool:
+    """Whether a word is a person's first name (the PII gazetteers'; without them, none is known)."""
+    return low in _first_names()
+
+
+def known_name(low: str) -> bool:
     """Whether a capitalised sentence-initial word is a person or place name. Without the gazetteers, no: the
     check then misses a made-up name that starts a sentence rather than flag every capitalised first word."""
     names = _name_lists()
@@ -129,7 +144,7 @@ def unsupported(summary: str, source: str) -> list[Span]:
                 ok = low in words or low[:3] in weekday_abbr
         elif span.kind == "name?":  # sentence-initial: "Dinner is…" is no claim; "Priya is…" is
             low = span.text.lower()
-            ok = low in words or not _known_name(low)
+            ok = low in words or not known_name(low)
         else:
             ok = span.text.lower() in words
         if not ok:

@@ -9,6 +9,7 @@ must not turn "half" into "0.5").
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Literal
 
 # -- calendar -----------------------------------------------------------------------------------------------------
 # in datetime.weekday() order (Monday = 0): day arithmetic indexes into it
@@ -73,3 +74,26 @@ DETERMINERS: frozenset[str] = frozenset({"the", "my", "our", "to", "from", "with
 # speech: words after a thread's name that say it is a thread ("the climbing group", "dinner chat")
 GROUP_WORDS: frozenset[str] = frozenset({"group", "chat", "thread", "conversation", "channel", "crew", "gang",
                                          "plans", "people", "guys"})
+
+
+# -- languages ----------------------------------------------------------------------------------------------------
+Language = Literal["en", "de", "es", "fr"]
+# the commonest short words of each language the drafts are checked in: which language a text is in (a draft in
+# the wrong one is unusable); words shared by two languages ("a", "en", "la") are left out of both
+_LANGUAGE_WORDS: dict[Language, frozenset[str]] = {
+    "en": frozenset("the and you i to is it that of for on with are be this have at we can will not but so my "
+                    "your just what was if me do don't i'm i'll it's see sure thanks yes no okay ok sorry "
+                    "there get got would could should how when".split()),
+    "de": frozenset("der die das und ich du ist nicht ein eine zu mit auf für sie wir es dass aber mir dich "
+                    "dir bin bist sind hast habe kann kannst noch schon auch ja nein danke gerne heute morgen "
+                    "wann wie was bis mal doch gut klar leider komme kommst".split()),
+    "es": frozenset("el los las y que de es un una yo tú te lo por con para pero muy sí gracias vale claro "
+                    "hoy mañana cuando como qué está estoy puedo puedes voy vas bien nos mi tu su del al "
+                    "también todavía nada".split()),
+    "fr": frozenset("le les et je tu il est un une que de du des pour avec mais oui non merci pas ce c'est "
+                    "j'ai je suis on nous vous ton ta mon ma au aux bien d'accord demain aujourd'hui quand "
+                    "comment peux vais suis très aussi".split()),
+}
+LANGUAGE_STOP_WORDS: MappingProxyType[Language, frozenset[str]] = MappingProxyType({
+    lang: ws - frozenset().union(*(other for o, other in _LANGUAGE_WORDS.items() if o != lang))
+    for lang, ws in _LANGUAGE_WORDS.items()})
