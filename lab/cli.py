@@ -61,7 +61,12 @@ def _exclude(adapter: str | None) -> set[str]:
 
 @eval_app.command("summaries")
 def eval_summaries_cmd(
-    data: Annotated[Path, typer.Option(help="DialogSum-format JSONL (dialogue + summary fields)")],
+    data: Annotated[Path | None, typer.Option(help="DialogSum-format JSONL (dialogue + summary fields): ROUGE, "
+                                              "unsupported spans")] = None,
+    meaning: Annotated[Path | None, typer.Option(help="the project's meaning set (tests/fixtures/meaning/chats.jsonl):"
+                                                 " misreadings in shown summaries and notifications")] = None,
+    part: Annotated[str, typer.Option(help="which part of --meaning: tune, untouched (scored once, at the end) or "
+                                      "all")] = "tune",
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     n: Annotated[int, typer.Option("--n", help="first N dialogues")] = 20,
     guard: Annotated[bool, typer.Option(help="the faithfulness guard (measure with it on and off)")] = True,
@@ -71,11 +76,20 @@ def eval_summaries_cmd(
                                                  "files out of the repository: DialogSum is non-commercial)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """ROUGE-1/2/L, unsupported-span (faithfulness), echo and empty rates, and latency of catch-up summaries."""
+    """Catch-up summaries: with --meaning, the share of shown summaries and notifications that misstate the chat;
+    with --data, ROUGE-1/2/L, unsupported-span (faithfulness), echo and empty rates; latency of both."""
     from device.engines.adapters import load_adapters
     from lab.evaluation import eval_summaries, to_json, worst
     from lab.machine import machine_info
 
+    if meaning is None and data is None:
+        raise typer.BadParameter("give --meaning (the meaning set) and/or --data (DialogSum)", param_hint="--data")
+    if part not in ("tune", "untouched", "all"):
+        raise typer.BadParameter(f"{part!r}: one of tune, untouched, all", param_hint="--part")
+    if meaning is not None:
+        _eval_meaning(meaning, part, model, threads, n_ctx, adapters, guard, out if data is None else None, as_json)
+    if data is None:
+        return
     with clear_errors(), needs("eval"):
         assistant = open_assistant(model, threads, n_ctx, adapters)
         assistant.guard = guard
@@ -110,6 +124,33 @@ def eval_summaries_cmd(
                                       f"guard: {s['guard']}" if s["guard"] else ""]))
         console.print(f"- {s['id']} (ROUGE-L {s['rougeL']:.2f}{'; ' + why if why else ''})\n  {s['summary'][:300]}",
                       highlight=False)
+
+
+def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None, n_ctx: int | None, adapters: bool,
+                  guard: bool, out: Path | None, as_json: bool) -> None:
+    from lab.machine import machine_info
+    from lab.meaning import eval_meaning, to_json
+
+    with clear_errors():
+        assistant = open_assistant(model, threads, n_ctx, adapters)
+        assistant.guard = guard
+        with progress() as bar:
+            task = bar.add_task(f"summarizing the {part} part with {assistant.engine.name}", total=None)
+            result = eval_meaning(assistant, path, part,  # type: ignore[arg-type]
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+    summary = to_json(result, with_samples=False)
+    write_result(out, to_json(result) | {"data": str(path), "guard": guard, "machine": machine_info()})
+    if as_json:
+        print_json(summary)
+        return
+    table = Table("metric", "value", title=f"meaning on {path} ({part}, {result.model}, n={result.n})")
+    for k, v in summary.items():
+        table.add_row(k, str(v))
+    console.print(table)
+    console.print("[bold]The cases to read first[/] (misreadings shown, then points missed):")
+    for s in result.worst():
+        console.print(f"- {s['id']} {s['summary_errors'] + s['notification_errors']} missed {len(s['missed'])}\n"
+                      f"  🔔 {s['notification']}\n  {s['summary']}", highlight=False)
 
 
 @eval_app.command("replies")

@@ -21,6 +21,7 @@ from typing import Literal
 from device.assistant.core import Assistant, AssistantError, normalise
 from device.assistant.drafts import Failure, ThreadFacts, judge, transcript
 from device.messages.inbox import FeedError, Message, Thread
+from device.tasks import Task
 
 Part = Literal["tune", "untouched", "all"]
 
@@ -111,7 +112,7 @@ def eval_reply_set(assistant: Assistant, path: Path, part: Part = "tune",
             progress(i + 1, len(cases))
     n = len(cases)
     return ReplySetResult(
-        model=assistant.engine.name, adapter=assistant.adapters.get("draft_replies"), part=part, n_threads=n,
+        model=assistant.engine.name, adapter=assistant.adapters.get(Task.DRAFT_REPLIES), part=part, n_threads=n,
         n_drafts=total, usable_rate=round(usable / total, 3) if total else 0.0,
         served_rate=round(served / n, 3) if n else 0.0,
         failures={str(f): counts.get(str(f), 0) for f in Failure},

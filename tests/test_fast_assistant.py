@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from device.assistant import prompts
+from device.assistant import prompts, reply_bank
 from device.assistant.core import SUMMARY_TOKENS, Assistant, AssistantError
 from device.messages.inbox import Message, Thread, group_threads
 from tests.fakes import FakeEngine, ScriptExhausted, chat_parts, message
@@ -87,21 +87,40 @@ def test_an_unreadable_first_answer_gets_every_draft_from_a_repair():
     assert user_of(agree).endswith("It must differ from:\nOutput only the reply text.")  # nothing to differ from yet
 
 
-def test_a_repair_that_never_succeeds_stops_after_four_tries_and_says_so():
+def test_a_repair_that_never_succeeds_gives_way_to_the_banks_reply_after_two_tries():
     engine = FakeEngine(['{"agree": "Sounds good", "decline": "Sounds good", "ask": "Which time?"}'] +
-                        ["Sounds good!"] * 4)
-    with pytest.raises(AssistantError, match=r"could not draft three distinct replies after 5 attempts"):
-        Assistant(engine).draft_replies(dinner())
+                        ["Sounds good!"] * 2)
+    result = Assistant(engine).draft_replies(dinner())
     repairs = engine.generations[1:]
-    assert len(repairs) == 4 and engine.script_left()["generate"] == 0  # four tries, then no fifth
-    assert [c.params.temperature for c in repairs] == pytest.approx([0.8, 1.1, 1.4, 1.4])  # hotter, capped
-    assert [c.params.seed for c in repairs] == [1001, 2001, 3001, 4001]  # a new sample each time
+    assert len(repairs) == 2 and engine.script_left()["generate"] == 0  # two tries, then no third
+    assert [c.params.temperature for c in repairs] == pytest.approx([0.8, 1.1])  # hotter each time
+    assert [c.params.seed for c in repairs] == [1001, 2001]  # a new sample each time
+    assert result.replies == ["Sounds good", reply_bank.BANK["en"]["decline"][0], "Which time?"]
+    assert (result.banked, result.first_usable, result.attempts) == (1, 2, 3)
+
+
+def test_a_draft_that_fails_the_checks_is_redrafted_like_a_duplicate():
+    engine = FakeEngine(['{"agree": "Sure, see you there!", "decline": "I\'m sorry, but I can\'t assist with that.", '
+                         '"ask": "Could you book Luigi\'s for 9pm?"}', "Sorry, can't make it this time", "Who else?"])
+    result = Assistant(engine).draft_replies(dinner())
+    assert result.replies == ["Sure, see you there!", "Sorry, can't make it this time", "Who else?"]
+    assert (result.first_usable, result.banked, result.attempts) == (1, 0, 3)  # assistant-speak; an invented 9pm
+    assert "Write it in English" in user_of(engine.generations[1])
+
+
+def test_a_scam_gets_the_safe_replies_in_its_language_and_the_model_is_not_asked():
+    scam = group_threads([message("Ihr Konto ist gesperrt. Senden Sie uns den Bestätigungscode, den Sie per SMS "
+                                  "bekommen haben", "Bank", "Bank", "2026-11-20T09:00:00+01:00")])["Bank"]
+    engine = FakeEngine([])
+    result = Assistant(engine).draft_replies(scam)
+    assert result.replies == list(reply_bank.SCAM_SAFE["de"]) and engine.generations == []
+    assert result.flags and result.attempts == 0
 
 
 def test_a_blank_repair_is_not_a_draft():
-    engine = FakeEngine(['{"agree": "Sure", "decline": "No thanks", "ask": "  "}', "", "   ", "Where exactly?"])
+    engine = FakeEngine(['{"agree": "Sure", "decline": "No thanks", "ask": "  "}', "", "Where exactly?"])
     result = Assistant(engine).draft_replies(dinner())
-    assert result.replies == ["Sure", "No thanks", "Where exactly?"] and result.attempts == 4
+    assert result.replies == ["Sure", "No thanks", "Where exactly?"] and result.attempts == 3
 
 
 def test_only_three_drafts_are_offered():

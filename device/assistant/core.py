@@ -10,7 +10,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from device.assistant import prompts
+from device.assistant import prompts, reply_bank
+from device.assistant.drafts import ThreadFacts, judge
 from device.assistant.faithfulness import unsupported
 from device.assistant.kvcache import ThreadKVCache
 from device.assistant.prefix_store import PrefixStore
@@ -25,6 +26,7 @@ NOTIFY_TOKENS = 40
 REPLIES_TOKENS = 160
 POLISH_TOKENS = 80
 REPLY_CONTEXT_MESSAGES = 12  # reply drafts look at the latest messages, not the whole history
+REPAIR_TRIES = 2  # redrafts of one failing reply before the bank's is shown (each costs a generation)
 
 
 class AssistantError(Exception):
@@ -49,6 +51,8 @@ class Result:
     unsupported: list[str] = field(default_factory=list)  # what the first summary claimed that the chat lacks
     json_valid: bool = True  # replies: the first answer parsed as the JSON asked for
     first_identical: bool = False  # replies: the first answer held two identical drafts (before repair)
+    first_usable: int = 3  # replies: drafts of the first answer that passed the checks
+    banked: int = 0  # replies: drafts taken from the bank of human replies after the model's kept failing
 
     def timings(self) -> dict[str, float]:
         return {"ttft_s": round(self.ttft_s, 3), "total_s": round(self.total_s, 3)}
@@ -344,42 +348,55 @@ class Assistant:
         return list(reversed(lines))
 
     def draft_replies(self, thread: Thread, n: int = 3) -> Result:
-        """Three short, distinct replies (agree / decline / ask) in the wearer's voice, JSON-constrained."""
+        """Three short, distinct replies (agree / decline / ask) in the wearer's voice and the thread's language.
+
+        The model drafts all three as JSON; a draft that fails the checks a person would apply (`drafts.judge`:
+        assistant-speak, asking them for what they asked of the wearer, a detail the chat lacks, another language,
+        too long) is drafted again on its own, and after `REPAIR_TRIES` the intent's reply from the bank of short
+        human replies is shown instead. On a message that looks like a scam the model is not asked at all."""
         if n != 3:
             raise AssistantError("draft_replies produces exactly three drafts: agree, decline, ask")
-        self._task(Task.DRAFT_REPLIES)
         clock = Stopwatch()
+        facts = ThreadFacts.from_messages(thread.messages[-REPLY_CONTEXT_MESSAGES:])
+        if facts.scam:
+            safe = list(reply_bank.SCAM_SAFE[facts.language])
+            return Result(Task.DRAFT_REPLIES, " | ".join(safe), self.engine.name, 0.0, clock.elapsed,
+                          replies=safe, attempts=0, flags=["scam: drafts are safe replies, not the model's"])
+        self._task(Task.DRAFT_REPLIES)
         header = prompts.thread_header(thread.name, thread.participants)
         lines = self._recent_lines(thread, REPLIES_TOKENS, prompts.replies_messages, header)
         params = GenerationParams(max_tokens=REPLIES_TOKENS, temperature=self.temperature,
                                   json_schema=prompts.REPLIES_SCHEMA)
-        gen = self._run(prompts.replies_messages(header, lines), params)
+        gen = self._run(prompts.replies_messages(header, lines, facts.language), params)
         first = gen
         prompt_tokens, completion_tokens = gen.prompt_tokens, gen.completion_tokens
         replies = self._parse_replies(gen.text)
         json_valid = all(replies)  # parsed, with all three drafts present
         filled = [normalise(r) for r in replies if normalise(r)]
         first_identical = len(set(filled)) < len(filled)
-        attempts = 1
-        # Repair duplicates or blanks slot by slot, hotter each time, so the wearer always gets three choices.
-        for key_index in range(3):
+        first_usable = sum(self._slot_ok(replies, i, facts) for i in range(3))
+        attempts, banked = 1, 0
+        # Redraft a failing slot on its own, hotter each time; then the bank's reply for that intent.
+        for key_index, key in enumerate(prompts.REPLY_KEYS):
             tries = 0
-            while not self._slot_ok(replies, key_index) and tries < 4:
+            while not self._slot_ok(replies, key_index, facts) and tries < REPAIR_TRIES:
                 tries += 1
                 attempts += 1
-                key = prompts.REPLY_KEYS[key_index]
                 others = [r for i, r in enumerate(replies) if i != key_index and r]
                 single = GenerationParams(max_tokens=60, temperature=min(0.5 + 0.3 * tries, 1.4),
                                           seed=1000 * tries + key_index, stop=("\n",))
-                g = self._run(prompts.single_reply_messages(header, lines, key, others), single)
+                g = self._run(prompts.single_reply_messages(header, lines, key, others, facts.language), single)
                 prompt_tokens += g.prompt_tokens
                 completion_tokens += g.completion_tokens
                 replies[key_index] = clean_line(g.text)
-        if not all(self._slot_ok(replies, i) for i in range(3)):
+            if not self._slot_ok(replies, key_index, facts):
+                replies[key_index] = reply_bank.fallback(facts.language, key, replies[:key_index])
+                banked += 1
+        if not all(self._slot_ok(replies, i, facts) for i in range(3)):
             raise AssistantError(f"could not draft three distinct replies after {attempts} attempts: {replies}")
         return Result(Task.DRAFT_REPLIES, " | ".join(replies), self.engine.name, first.ttft_s, clock.elapsed,
                       prompt_tokens, completion_tokens, replies=replies, attempts=attempts, json_valid=json_valid,
-                      first_identical=first_identical)
+                      first_identical=first_identical, first_usable=first_usable, banked=banked)
 
     @staticmethod
     def _parse_replies(text: str) -> list[str]:
@@ -392,11 +409,12 @@ class Assistant:
         return [str(obj.get(k, "")).strip() for k in prompts.REPLY_KEYS]
 
     @staticmethod
-    def _slot_ok(replies: list[str], i: int) -> bool:
+    def _slot_ok(replies: list[str], i: int, facts: ThreadFacts | None = None) -> bool:
+        """Draft `i` is there, differs from the ones before it, and (given the thread's facts) passes the checks."""
         mine = normalise(replies[i])
-        if not mine:
+        if not mine or any(normalise(r) == mine for j, r in enumerate(replies) if j < i):
             return False
-        return all(normalise(r) != mine for j, r in enumerate(replies) if j < i)
+        return facts is None or judge(replies[i], facts).usable
 
     def polish(self, dictation: str, thread: Thread) -> Result:
         """Dictated words → a sendable reply for this thread."""

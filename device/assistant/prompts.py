@@ -32,10 +32,15 @@ COMBINE_SYSTEM = ("You merge partial summaries of one long chat, given in order,
                   "sentences. Keep who said what, and keep names, dates, times, places and amounts exactly as "
                   "written. Later parts override earlier plans when they change them. " + GUARD)
 
-REPLIES_SYSTEM = ("You help me answer my chat messages. I am 'Me' in the chat. Suggest three different short "
-                  "messages I could send next, written as me (first person, casual, under 20 words each, about "
-                  "what was actually said): 'agree' says yes or agrees, 'decline' says no or declines kindly, "
-                  "'ask' asks the others one useful question about it. Answer in JSON. " + GUARD)
+REPLIES_SYSTEM = ("You help me answer my chat messages. I am 'Me' in the chat; the others write to me, so when "
+                  "they ask for something, they ask me. Suggest three different short messages I could send next, "
+                  "written as me to them (first person, casual, under 15 words each, about what was actually said, "
+                  "with no names, numbers, times or days the chat does not have): 'agree' says yes or agrees, "
+                  "'decline' says no or declines kindly, 'ask' asks them one useful question about it, never for "
+                  "what they asked of me. Write like a friend texting, never like an assistant. Answer in JSON. "
+                  + GUARD)
+
+LANGUAGE_NAMES = {"en": "English", "de": "German", "es": "Spanish", "fr": "French"}
 
 NEXT_SYSTEM = ("You help me answer my chat messages. I am 'Me' in the chat. Write the one message I send next, "
                "in my own words and style. Output only the message text. " + GUARD)
@@ -56,9 +61,9 @@ REPLIES_SCHEMA: dict = {
 REPLY_KEYS = ("agree", "decline", "ask")
 
 SINGLE_REPLY_INSTRUCTION = {
-    "agree": "Write one short reply (under 20 words) in which the wearer says yes or agrees.",
-    "decline": "Write one short reply (under 20 words) in which the wearer says no or politely declines.",
-    "ask": "Write one short reply (under 20 words) in which the wearer asks one useful question back.",
+    "agree": "Write one short reply (under 15 words) in which I say yes or agree.",
+    "decline": "Write one short reply (under 15 words) in which I say no or politely decline.",
+    "ask": "Write one short reply (under 15 words) in which I ask them one useful question back.",
 }
 
 
@@ -121,10 +126,11 @@ def combine_messages(header: str, partials: list[str]) -> list[ChatMessage]:
             ChatMessage("user", f"{header}\n<messages>\n{body}\n</messages>\nMerge these into one summary.")]
 
 
-def replies_messages(header: str, lines: list[str]) -> list[ChatMessage]:
+def replies_messages(header: str, lines: list[str], language: str = "en") -> list[ChatMessage]:
     return [ChatMessage("system", REPLIES_SYSTEM),
-            ChatMessage("user", f"{header}\n{fence(lines)}\nWhat could I reply? Give me the three messages as JSON "
-                                f"with keys \"agree\", \"decline\" and \"ask\".")]
+            ChatMessage("user", f"{header}\n{fence(lines)}\nWhat could I reply? Give me the three messages in "
+                                f"{LANGUAGE_NAMES.get(language, 'English')} as JSON with keys \"agree\", "
+                                f"\"decline\" and \"ask\".")]
 
 
 def next_message_messages(header: str, lines: list[str]) -> list[ChatMessage]:
@@ -133,11 +139,13 @@ def next_message_messages(header: str, lines: list[str]) -> list[ChatMessage]:
             ChatMessage("user", f"{header}\n{fence(lines)}\nMy next message:")]
 
 
-def single_reply_messages(header: str, lines: list[str], key: str, avoid: list[str]) -> list[ChatMessage]:
+def single_reply_messages(header: str, lines: list[str], key: str, avoid: list[str],
+                          language: str = "en") -> list[ChatMessage]:
     avoid_text = "".join(f"\n- {neutralise(a)}" for a in avoid)
     return [ChatMessage("system", REPLIES_SYSTEM.replace("Answer in JSON. ", "")),
-            ChatMessage("user", f"{header}\n{fence(lines)}\n{SINGLE_REPLY_INSTRUCTION[key]} It must differ from:"
-                                f"{avoid_text}\nOutput only the reply text.")]
+            ChatMessage("user", f"{header}\n{fence(lines)}\n{SINGLE_REPLY_INSTRUCTION[key]} Write it in "
+                                f"{LANGUAGE_NAMES.get(language, 'English')}. It must differ from:{avoid_text}\n"
+                                f"Output only the reply text.")]
 
 
 def polish_messages(header: str, lines: list[str], dictation: str) -> list[ChatMessage]:

@@ -83,16 +83,16 @@ Language = Literal["en", "de", "es", "fr"]
 _LANGUAGE_WORDS: dict[Language, frozenset[str]] = {
     "en": frozenset("the and you i to is it that of for on with are be this have at we can will not but so my "
                     "your just what was if me do don't i'm i'll it's see sure thanks yes no okay ok sorry "
-                    "there get got would could should how when".split()),
+                    "there get got would could should how when hey hi great sounds thank".split()),
     "de": frozenset("der die das und ich du ist nicht ein eine zu mit auf für sie wir es dass aber mir dich "
                     "dir bin bist sind hast habe kann kannst noch schon auch ja nein danke gerne heute morgen "
-                    "wann wie was bis mal doch gut klar leider komme kommst".split()),
+                    "wann wie was bis mal doch gut klar leider komme kommst das dies diesmal hallo toll bitte".split()),
     "es": frozenset("el los las y que de es un una yo tú te lo por con para pero muy sí gracias vale claro "
                     "hoy mañana cuando como qué está estoy puedo puedes voy vas bien nos mi tu su del al "
-                    "también todavía nada".split()),
+                    "también todavía nada esta este esto eso aquí hola vale genial perfecto lo siento".split()),
     "fr": frozenset("le les et je tu il est un une que de du des pour avec mais oui non merci pas ce c'est "
                     "j'ai je suis on nous vous ton ta mon ma au aux bien d'accord demain aujourd'hui quand "
-                    "comment peux vais suis très aussi".split()),
+                    "comment peux vais suis très aussi salut bonjour parfait génial ça".split()),
 }
 LANGUAGE_STOP_WORDS: MappingProxyType[Language, frozenset[str]] = MappingProxyType({
     lang: ws - frozenset().union(*(other for o, other in _LANGUAGE_WORDS.items() if o != lang))
