@@ -9,20 +9,19 @@ kind and the worst cases. The set's "untouched" part is scored once, at the end.
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from device.assistant.core import Assistant
 from device.messages.inbox import FeedError, Message, Thread
 from device.tasks import Task
+from lab.fixture_rows import messages, rows
 
 Part = Literal["tune", "untouched", "all"]
 SUMMARY_ONLY = {"stale_plan"}
@@ -47,19 +46,14 @@ class MeaningCase:
 
 def read_set(path: Path) -> list[MeaningCase]:
     cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for where, row in rows(path):
         try:
-            row = json.loads(line)
-            messages = [Message(m["thread"], m["sender"], m["text"], datetime.fromisoformat(m["ts"]))
-                        for m in row["messages"]]
             cases.append(MeaningCase(
-                row["id"], row["category"], row["part"], messages,
+                row["id"], row["category"], row["part"], messages(row, where),
                 [re.compile(r, re.I) for r in row["must"]],
                 [Misreading(m["kind"], re.compile(m["regex"], re.I), m["why"]) for m in row["must_not"]]))
-        except (ValueError, KeyError, TypeError, re.error) as exc:
-            raise FeedError(f"{path}:{n}: {exc!r}") from None
+        except (KeyError, TypeError, re.error) as exc:
+            raise FeedError(f"{where}: {exc!r}") from None
     return cases
 
 

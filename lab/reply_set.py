@@ -8,13 +8,11 @@ the worst threads, and drafting latency. The set's "untouched" part is scored on
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +20,7 @@ from device.assistant.core import Assistant, AssistantError, normalise
 from device.assistant.drafts import Failure, ThreadFacts, judge, transcript
 from device.messages.inbox import FeedError, Message, Thread
 from device.tasks import Task
+from lab.fixture_rows import messages, rows
 
 Part = Literal["tune", "untouched", "all"]
 
@@ -38,19 +37,15 @@ class ReplyCase:
 
 def read_set(path: Path) -> list[ReplyCase]:
     cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for where, row in rows(path):
         try:
-            row = json.loads(line)
-            messages = [Message(m["thread"], m["sender"], m["text"], datetime.fromisoformat(m["ts"]))
-                        for m in row["messages"]]
-            facts = ThreadFacts(source=transcript(messages), language=row["lang"],
+            chat = messages(row, where)
+            facts = ThreadFacts(source=transcript(chat), language=row["lang"],
                                 request_terms=tuple(row["request_terms"]), superseded=tuple(row["superseded"]),
                                 scam=bool(row["scam"]), secrets=tuple(row["secrets"]))
-            cases.append(ReplyCase(row["id"], row["lang"], row["category"], row["part"], messages, facts))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise FeedError(f"{path}:{n}: {exc!r}") from None
+            cases.append(ReplyCase(row["id"], row["lang"], row["category"], row["part"], chat, facts))
+        except (KeyError, TypeError) as exc:
+            raise FeedError(f"{where}: {exc!r}") from None
     return cases
 
 

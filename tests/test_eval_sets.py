@@ -39,3 +39,17 @@ def test_the_draft_checks_pass_the_replies_people_wrote_for_the_reply_set():
     # the only refusals: a number of the wearer's own ("back in 5 minutes") — the rule allows no new number at all
     assert all(f == "invented_detail" for v in refused for f in v.failures), [v.detail for v in refused]
     assert len(refused) <= 0.05 * len(verdicts)
+
+
+def test_a_malformed_set_line_is_reported_with_its_file_and_line(tmp_path):
+    import pytest
+
+    from device.messages.inbox import FeedError
+
+    bad = tmp_path / "set.jsonl"
+    bad.write_text('{"id": "x", "messages": [{"thread": "t", "sender": "a", "text": "hi", "ts": 1}]}\n\nnot json\n')
+    with pytest.raises(FeedError, match=rf"{bad}:1: KeyError"):
+        read_replies(bad)
+    bad.write_text('\n\nnot json\n')
+    with pytest.raises(FeedError, match=rf"{bad}:3: not JSON"):
+        read_meaning(bad)
