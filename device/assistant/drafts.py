@@ -100,6 +100,8 @@ _ASSISTANT_SPEAK = re.compile("|".join([
     r"\b(?:is there )?anything else I can (?:help|do for) you", r"\bhow (?:can|may) I (?:help|assist) you",
     r"\bI(?:'m| am) (?:here|happy|glad) to help\b", r"\bI understand,? thank you for letting me know",
     r"\bthank you for (?:reaching out|your message|sharing)", r"\blet me know if you (?:need|have) any(?:thing)? ",
+    r"\b(?:assist|assistance)\b", r"\banything else (?:you(?:'d| would) like|I can)\b",
+    r"\bany (?:other|more|further) questions\b", r"^\W*(?:agree|decline|ask)\b\W*(?:$|[.:\-])",
     r"\bfeel free to (?:reach out|ask|contact)", r"\bI hope this helps\b", r"\bplease (?:note|be advised) that\b",
     r"\bals (?:KI|Sprachmodell|Assistent)\b", r"\bwie kann ich (?:Ihnen|dir) helfen", r"\bkann ich (?:Ihnen|dir) "
     r"(?:sonst )?noch (?:helfen|behilflich)", r"\bdabei kann ich (?:leider )?nicht helfen",
