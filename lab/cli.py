@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -70,6 +71,10 @@ def eval_summaries_cmd(
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     n: Annotated[int, typer.Option("--n", help="first N dialogues")] = 20,
     guard: Annotated[bool, typer.Option(help="the faithfulness guard (measure with it on and off)")] = True,
+    reported: Annotated[bool, typer.Option(help="English messages read in reported form (the sender's 'I' as "
+                                                "their name, the wearer as 'You')")] = True,
+    check: Annotated[bool, typer.Option(help="the meaning check: drop sentences whose contrast (negation "
+                                             "flipped, people swapped) the model prefers")] = True,
     adapters: AdaptersOpt = True,
     out: Annotated[Path | None, typer.Option(help="write the full result (scores of every sample) here")] = None,
     keep_text: Annotated[bool, typer.Option(help="also write each summary and reference into --out (keep such "
@@ -87,12 +92,15 @@ def eval_summaries_cmd(
     if part not in ("tune", "untouched", "all"):
         raise typer.BadParameter(f"{part!r}: one of tune, untouched, all", param_hint="--part")
     if meaning is not None:
-        _eval_meaning(meaning, part, model, threads, n_ctx, adapters, guard, out if data is None else None, as_json)
+        _eval_meaning(meaning, part, model, threads, n_ctx, adapters, guard, reported, check,
+                      out if data is None else None, as_json)
     if data is None:
         return
     with clear_errors(), needs("eval"):
         assistant = open_assistant(model, threads, n_ctx, adapters)
-        assistant.guard = guard
+        assistant.guard, assistant.reported = guard, reported
+        if not check:
+            assistant.meaning = None
         adapter = assistant.adapters.get(Task.CATCH_UP)
         with progress() as bar:
             task = bar.add_task(f"summarizing with {assistant.engine.name}", total=n)
@@ -127,19 +135,22 @@ def eval_summaries_cmd(
 
 
 def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None, n_ctx: int | None, adapters: bool,
-                  guard: bool, out: Path | None, as_json: bool) -> None:
+                  guard: bool, reported: bool, check: bool, out: Path | None, as_json: bool) -> None:
     from lab.machine import machine_info
     from lab.meaning import eval_meaning, to_json
 
     with clear_errors():
         assistant = open_assistant(model, threads, n_ctx, adapters)
-        assistant.guard = guard
+        assistant.guard, assistant.reported = guard, reported
+        if not check:
+            assistant.meaning = None
         with progress() as bar:
             task = bar.add_task(f"summarizing the {part} part with {assistant.engine.name}", total=None)
             result = eval_meaning(assistant, path, part,  # type: ignore[arg-type]
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = to_json(result, with_samples=False)
-    write_result(out, to_json(result) | {"data": str(path), "guard": guard, "machine": machine_info()})
+    write_result(out, to_json(result) | {"data": str(path), "guard": guard, "reported": reported, "check": check,
+                                         "machine": machine_info()})
     if as_json:
         print_json(summary)
         return
@@ -151,6 +162,49 @@ def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None,
     for s in result.worst():
         console.print(f"- {s['id']} {s['summary_errors'] + s['notification_errors']} missed {len(s['missed'])}\n"
                       f"  🔔 {s['notification']}\n  {s['summary']}", highlight=False)
+
+
+@eval_app.command("factcc")
+def eval_factcc_cmd(
+    data: Annotated[Path, typer.Option(help="DialogSum-format JSONL (dialogue + summary): errors are planted into "
+                                            "its reference summaries at run time")],
+    split: Annotated[str, typer.Option(help="tune (even rows: choose the margin) or report (odd rows)")] = "report",
+    margin: Annotated[float | None, typer.Option(help="nats a contrast must win by to flag (default: the "
+                                                       "assistant's)")] = None,
+    n: Annotated[int, typer.Option("--n", help="first N planted rows (0: all)")] = 0,
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
+    out: OutOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """The meaning check on a FactCC-style set: negations flipped, participants swapped and roles exchanged in
+    DialogSum's reference summaries. Reports the share of planted errors flagged (catch rate, per kind) and of
+    references left as written flagged (false alarms)."""
+    from device.assistant.meaning_check import DEFAULT_MARGIN
+    from lab.factcc import build, evaluate
+    from lab.machine import machine_info
+
+    if split not in ("tune", "report"):
+        raise typer.BadParameter(f"{split!r}: one of tune, report", param_hint="--split")
+    with clear_errors():
+        items = build(data, split)  # type: ignore[arg-type]
+        items = items[:n] if n else items
+        assistant = open_assistant(model or catalog.verify_model(), threads, n_ctx, adapters=False)
+        with progress() as bar:
+            task = bar.add_task(f"checking {len(items)} planted errors with {assistant.engine.name}", total=len(items))
+            result = evaluate(assistant, items, split, DEFAULT_MARGIN if margin is None else margin,  # type: ignore[arg-type]
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    full = asdict(result) | {"data": str(data), "machine": machine_info()}
+    for sample in full["samples"]:  # DialogSum is non-commercial: keep only ids and scores in result files
+        for key in ("reference", "sentence", "planted"):
+            sample.pop(key, None)
+    write_result(out, full)
+    summary = {k: v for k, v in asdict(result).items() if k != "samples"}
+    if as_json:
+        print_json(summary)
+        return
+    table = Table("metric", "value", title=f"meaning check on planted errors ({split}, {result.model})")
+    for k, v in summary.items():
+        table.add_row(k, str(v))
+    console.print(table)
 
 
 @eval_app.command("replies")

@@ -132,18 +132,18 @@ def test_only_three_drafts_are_offered():
 
 def test_a_supported_summary_is_shown_as_the_model_wrote_it():
     engine = FakeEngine(["Summary: Marco booked Luigi's for Friday at 8pm; £25 deposit by Wednesday."])
-    result = Assistant(engine).catch_up(dinner())
+    result = Assistant(engine, check_meaning=False).catch_up(dinner())
     assert result.text == "Marco booked Luigi's for Friday at 8pm; £25 deposit by Wednesday."
     assert (result.guard, result.unsupported, result.chunks, result.flags) == ("", [], 1, [])
     (call,) = engine.generations
-    assert system_of(call) == prompts.SUMMARY_SYSTEM
+    assert system_of(call) == prompts.summary_system(True)
     assert all(prompts.message_line(m) in user_of(call) for m in dinner().messages)
 
 
 def test_an_unsupported_summary_is_rewritten_with_the_strict_prompt_and_the_rewrite_shown():
     rewrite = "Marco booked Luigi's on Carver Street for Friday at 8pm; the £25 deposit is due by Wednesday."
     engine = FakeEngine(["Marco and Dave booked Luigi's for Friday at 9pm.", rewrite])
-    result = Assistant(engine).catch_up(dinner())
+    result = Assistant(engine, check_meaning=False).catch_up(dinner())
     assert result.text == rewrite  # what the wearer sees
     assert result.guard == "regenerated"
     assert result.unsupported == ["9pm", "Dave"]  # what the first summary claimed that the chat lacks
@@ -158,7 +158,7 @@ def test_an_unsupported_summary_is_rewritten_with_the_strict_prompt_and_the_rewr
                          ids=["unsupported", "empty", "only-a-label"])
 def test_when_the_rewrite_fails_too_the_key_messages_are_quoted(rewrite):
     engine = FakeEngine(["Dave booked Luigi's for 9pm.", rewrite])
-    result = Assistant(engine).catch_up(dinner())
+    result = Assistant(engine, check_meaning=False).catch_up(dinner())
     assert result.text == DINNER_QUOTED  # every word from the chat: Priya's "See you all there" ranks below
     assert result.guard == "extractive" and result.unsupported == ["9pm", "Dave"]
     assert len(engine.generations) == 2  # one rewrite, then no more model calls
@@ -166,7 +166,7 @@ def test_when_the_rewrite_fails_too_the_key_messages_are_quoted(rewrite):
 
 def test_without_the_guard_the_first_summary_is_shown_unchecked():
     engine = FakeEngine(["Dave booked Luigi's for 9pm."])
-    result = Assistant(engine, guard=False).catch_up(dinner())
+    result = Assistant(engine, guard=False, check_meaning=False).catch_up(dinner())
     assert (result.text, result.guard, result.unsupported) == ("Dave booked Luigi's for 9pm.", "", [])
 
 
@@ -176,7 +176,7 @@ def test_hostile_messages_are_flagged_and_still_summarized_behind_the_fence():
     thread = dinner()
     thread.add(evil)
     engine = FakeEngine(["Marco booked Luigi's for Friday at 8pm; Mallory sent instructions."])
-    result = Assistant(engine).catch_up(thread)
+    result = Assistant(engine, check_meaning=False).catch_up(thread)
     assert result.flags == ["Mallory: prompt-injection"]
     assert user_of(engine.generations[0]).count("</messages>") == 1  # the message cannot close the fence
 
@@ -200,7 +200,7 @@ def chunked_model(partial=lambda k: f"{PEOPLE[k % 4]} brings items to the cabin.
 
     def write(prompt: str, params) -> str:
         system = chat_parts(prompt)["system"]
-        if system == prompts.SUMMARY_SYSTEM:
+        if system == prompts.summary_system(True):
             seen.append(prompt)
             return partial(len(seen) - 1)
         if system == prompts.COMBINE_SYSTEM:
@@ -212,18 +212,18 @@ def chunked_model(partial=lambda k: f"{PEOPLE[k % 4]} brings items to the cabin.
 def summarize_trip(engine: FakeEngine, n: int = 24):
     thread = group_threads(trip(n))["Trip"]
     assert sum(engine.count_tokens(prompts.message_line(m)) for m in thread.messages) > engine.n_ctx
-    return thread, Assistant(engine).catch_up(thread)
+    return thread, Assistant(engine, check_meaning=False).catch_up(thread)
 
 
 def test_a_thread_longer_than_the_context_is_summarized_in_chunks_then_merged():
     engine = FakeEngine(chunked_model(), n_ctx=N_CTX)
     thread, result = summarize_trip(engine)
     calls = engine.generations
-    parts = [c for c in calls if system_of(c) == prompts.SUMMARY_SYSTEM]
+    parts = [c for c in calls if system_of(c) == prompts.summary_system(True)]
     (merge,) = [c for c in calls if system_of(c) == prompts.COMBINE_SYSTEM]
     assert len(parts) >= 2 and calls[-1] == merge
-    # every message is read once, in order, in exactly one chunk
-    lines = [prompts.message_line(m) for m in thread.messages]
+    # every message is read once, in order, in exactly one chunk (in reported form: "Priya: Priya can bring …")
+    lines = Assistant._summary_lines(thread.messages, thread.participants)
     read = [line for c in parts for line in user_of(c).splitlines() if line in lines]
     assert read == lines
     for c in calls:  # nothing sent past the context (the fake would refuse it too)
@@ -263,7 +263,7 @@ def test_an_empty_summary_is_never_what_the_wearer_sees(chunked):
         _, result = summarize_trip(engine)
     else:
         engine = FakeEngine(["", ""])
-        result = Assistant(engine).catch_up(dinner())
+        result = Assistant(engine, check_meaning=False).catch_up(dinner())
     assert result.text.strip()
     assert result.guard in ("regenerated", "extractive")
 
@@ -273,8 +273,8 @@ def test_a_single_message_longer_than_the_context_is_read_in_continued_pieces():
     long = Message("Work", "Alice", words, datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
     engine = FakeEngine(chunked_model(partial=lambda k: "Alice lists meeting rooms.", merged="Alice lists rooms."),
                         n_ctx=N_CTX)
-    result = Assistant(engine).catch_up(group_threads([long])["Work"])
-    parts = [user_of(c) for c in engine.generations if system_of(c) == prompts.SUMMARY_SYSTEM]
+    result = Assistant(engine, check_meaning=False).catch_up(group_threads([long])["Work"])
+    parts = [user_of(c) for c in engine.generations if system_of(c) == prompts.summary_system(True)]
     assert len(parts) >= 2 and result.chunks == len(parts) + 1 and result.text == "Alice lists rooms."
     line = prompts.message_line(long)
     prefix = line.partition(": ")[0] + ": (continued) "
@@ -286,4 +286,4 @@ def test_a_single_message_longer_than_the_context_is_read_in_continued_pieces():
 def test_the_fake_says_which_call_it_was_not_scripted_for():
     engine = FakeEngine(["Marco and Dave booked Luigi's for Friday at 9pm."])  # no rewrite scripted
     with pytest.raises(ScriptExhausted, match=r"FakeEngine.generate call #2, but the script has 1 scripted"):
-        Assistant(engine).catch_up(dinner())
+        Assistant(engine, check_meaning=False).catch_up(dinner())

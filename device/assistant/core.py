@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass, field
 
 from device.assistant import prompts, reply_bank
-from device.assistant.drafts import ThreadFacts, judge
+from device.assistant.drafts import ThreadFacts, detect_language, judge
 from device.assistant.faithfulness import unsupported
 from device.assistant.kvcache import ThreadKVCache
+from device.assistant.meaning_check import MeaningCheck, sentences
 from device.assistant.prefix_store import PrefixStore
 from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
 from device.messages.inbox import Message, Thread
@@ -128,8 +129,10 @@ def extractive_summary(messages: list[Message], most: int = 3, width: int = 120)
 class Assistant:
     def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
                  kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[Task, str] | None = None,
-                 prefix_store: PrefixStore | None = None):
+                 prefix_store: PrefixStore | None = None, reported: bool = True, check_meaning: bool = True):
         self.engine = engine
+        self.meaning = MeaningCheck(engine) if check_meaning else None  # drops sentences that turn the chat round
+        self.reported = reported  # summaries and notifications read English messages in reported form
         self.prefix_store = prefix_store  # system prompts' KV states on disk, for the next process
         self.adapters = dict(adapters or {})  # task -> adapter loaded in the engine; other tasks run the bare model
         self.guard = guard  # check every summary against its chat before it is shown
@@ -204,7 +207,7 @@ class Assistant:
         """A one-line notification for a newly arrived message."""
         self._task(Task.NOTIFY)
         params = GenerationParams(max_tokens=NOTIFY_TOKENS, temperature=self.temperature, stop=("\n",))
-        msgs = prompts.notify_messages(self._fit_message(message, NOTIFY_TOKENS))
+        msgs = prompts.notify_messages(self._fit_message(message, NOTIFY_TOKENS), self._reads_reported([message]))
         gen = self._run(msgs, params)
         text = clean_line(gen.text) or f"{message.sender}: {message.text[:80]}"
         return Result(Task.NOTIFY, text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
@@ -217,11 +220,33 @@ class Assistant:
         if not todo:
             return Result(Task.CATCH_UP, "No unread messages.", self.engine.name, 0.0, 0.0)
         header = prompts.thread_header(thread.name, thread.participants)
-        lines = [prompts.message_line(m) for m in todo]
-        result = self.summarize_lines(header, lines, cache_key=thread.name)
+        to_reader = self._reads_reported(todo)
+        lines = self._summary_lines(todo, thread.participants) if to_reader else [prompts.message_line(m) for m in todo]
+        result = self.summarize_lines(header, lines, cache_key=thread.name, to_reader=to_reader)
+        if self.meaning is not None and result.chunks == 1:
+            result = self._check_meaning(result, prompts.summary_messages(header, lines, to_reader),
+                                         thread.participants + (["you"] if to_reader else []), todo)
         if self.guard:
             result = self._guard(result, header, lines, todo)
         result.flags = message_flags(todo)
+        return result
+
+    def _check_meaning(self, result: Result, prompt: list[ChatMessage], people: list[str],
+                       messages: list[Message]) -> Result:
+        """Drop each sentence the model, reading the chat, would rather write with its negation flipped or its
+        people swapped (`meaning_check`); a summary left with nothing falls back to quoting the key messages."""
+        assert self.meaning is not None
+        clock = Stopwatch()
+        prefix = self.engine.tokenize_prompt(self._prompt(prompt))
+        kept, dropped = [], []
+        for sentence in sentences(result.text):
+            verdict = self.meaning.check(prefix, sentence, people)
+            (dropped if verdict.flagged else kept).append(sentence)
+        if dropped:
+            result.unsupported += dropped
+            result.text = " ".join(kept) if kept else extractive_summary(messages)
+            result.guard = "meaning" if kept else "extractive"
+        result.total_s += clock.elapsed
         return result
 
     def _guard(self, result: Result, header: str, lines: list[str], messages: list[Message]) -> Result:
@@ -247,13 +272,23 @@ class Assistant:
         result.total_s += clock.elapsed
         return result
 
-    def summarize_lines(self, header: str, lines: list[str], cache_key: str | None = None) -> Result:
+    def _reads_reported(self, messages: list[Message]) -> bool:
+        return self.reported and detect_language(" ".join(m.text for m in messages)) == "en"
+
+    @staticmethod
+    def _summary_lines(messages: list[Message], participants: list[str]) -> list[str]:
+        others = [p for p in participants if p.lower() not in ("me", "you")]
+        other = others[0] if len(others) == 1 else None  # whom the wearer's "you" means, in a one-to-one chat
+        return [prompts.reported_line(m, other) for m in messages]
+
+    def summarize_lines(self, header: str, lines: list[str], cache_key: str | None = None,
+                        to_reader: bool = False) -> Result:
         clock = Stopwatch()
         budget = self._budget(SUMMARY_TOKENS, header=header)
         chunks = self._pack(lines, budget)
         params = GenerationParams(max_tokens=SUMMARY_TOKENS, temperature=self.temperature)
         if len(chunks) == 1:
-            gen = self._run(prompts.summary_messages(header, chunks[0]), params, thread=cache_key)
+            gen = self._run(prompts.summary_messages(header, chunks[0], to_reader), params, thread=cache_key)
             return Result(Task.CATCH_UP, clean_text(gen.text), self.engine.name, gen.ttft_s, gen.total_s,
                           gen.prompt_tokens, gen.completion_tokens, cached_prompt_tokens=gen.cached_prompt_tokens)
         # Partial summaries are capped at a third of the merge budget, so every merge pass combines at
@@ -264,7 +299,7 @@ class Assistant:
         partials: list[str] = []
         prompt_tokens = completion_tokens = 0
         for chunk in chunks:
-            gen = self._run(prompts.summary_messages(header, chunk), partial_params)
+            gen = self._run(prompts.summary_messages(header, chunk, to_reader), partial_params)
             partials.append(clean_text(gen.text))
             prompt_tokens += gen.prompt_tokens
             completion_tokens += gen.completion_tokens

@@ -1,0 +1,130 @@
+"""A FactCC-style set (Kryscinski et al. 2020): errors planted into DialogSum's human reference summaries, to
+measure how many the meaning check catches and how often it cries wolf on a reference left as written.
+
+DialogSum is CC BY-NC-SA 4.0, so the set is never written into the project: it is built at run time from the
+dialogues in `../shared/data/dialogsum/`, the same way every time (the row's index picks the sentence and the kind
+of error). Three kinds, as in FactCC: a negation flipped ("can" <-> "can't"), a participant swapped for another
+of the dialogue's people ("#Person1# wants" -> "#Person2# wants"), and the roles of two people in one sentence
+exchanged ("#Person1# asks #Person2#" -> "#Person2# asks #Person1#").
+
+The check reads only the planted sentence's own contrasts, so each kind is caught only if the model, reading the
+dialogue, prefers the original wording to the planted one by more than the margin; a reference left as written is
+a false alarm when the model prefers one of *its* contrasts by more than the margin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from device.assistant import meaning_check, prompts
+from device.assistant.core import Assistant
+from device.tasks import Task
+
+Split = Literal["tune", "report"]
+KINDS: tuple[meaning_check.ContrastKind, ...] = ("negation", "participants", "roles")
+_PERSON = re.compile(r"#Person\d#")
+
+
+@dataclass(frozen=True)
+class Planted:
+    fname: str
+    dialogue: list[str]  # "#Person1#: text" lines
+    people: list[str]
+    reference: str
+    sentence: str  # the reference sentence that carries the error
+    planted: str  # that sentence with the error
+    kind: meaning_check.ContrastKind
+
+
+def plant(sentence: str, people: list[str], kind: meaning_check.ContrastKind) -> str | None:
+    if kind == "negation":
+        options = meaning_check.negations(sentence)
+    elif kind == "participants":
+        options = meaning_check.participant_replacements(sentence, people)
+    else:
+        options = meaning_check.participant_swaps(sentence, people)
+    return options[0] if options else None
+
+
+def build(path: Path, split: Split) -> list[Planted]:
+    """One planted error per dialogue where the reference allows one: the kind rotates with the row, the first
+    sentence (in order) that takes that kind carries it. Even rows are the tuning half, odd rows the report half."""
+    out = []
+    for index, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not line.strip() or (index % 2 == 0) != (split == "tune"):
+            continue
+        row = json.loads(line)
+        lines = [" ".join(t.split()) for t in row["dialogue"].splitlines() if t.strip()]
+        people = sorted(set(_PERSON.findall(row["dialogue"])))
+        reference = " ".join(row["summary"].split())
+        for shift in range(len(KINDS)):
+            kind = KINDS[(index // 2 + shift) % len(KINDS)]
+            found = next(((s, p) for s in meaning_check.sentences(reference)
+                          if (p := plant(s, people, kind)) and p != s), None)
+            if found:
+                out.append(Planted(row["fname"], lines, people, reference, found[0], found[1], kind))
+                break
+    return out
+
+
+@dataclass
+class CheckResult:
+    model: str
+    split: str
+    n_planted: int
+    n_clean: int
+    margin: float
+    catch_rate: float  # planted errors flagged
+    false_alarm_rate: float  # references as written flagged
+    catch_by_kind: dict[str, float]
+    n_by_kind: dict[str, int]
+    p50_s: float
+    samples: list[dict] = field(default_factory=list)
+
+
+def score(assistant: Assistant, item: Planted) -> tuple[float, float]:
+    """The check's worst gap (nats by which a contrast beats the sentence) for the planted sentence and for the
+    reference as written (its worst sentence)."""
+    checker = meaning_check.MeaningCheck(assistant.engine)
+    header = prompts.thread_header("dialogue", item.people)
+    prefix = assistant.engine.tokenize_prompt(
+        assistant.prepare(Task.CATCH_UP, prompts.summary_messages(header, item.dialogue)))
+    planted = checker.gap(prefix, item.planted, item.people)
+    clean = max((checker.gap(prefix, s, item.people) for s in meaning_check.sentences(item.reference)),
+                default=float("-inf"))
+    return planted, clean
+
+
+def evaluate(assistant: Assistant, items: list[Planted], split: Split, margin: float,
+             progress: Callable[[int, int], None] | None = None) -> CheckResult:
+    import statistics
+    import time
+
+    samples, seconds = [], []
+    for i, item in enumerate(items):
+        start = time.perf_counter()
+        planted, clean = score(assistant, item)
+        seconds.append(time.perf_counter() - start)
+        samples.append(asdict(item) | {"planted_gap": round(planted, 3), "clean_gap": round(clean, 3)})
+        samples[-1].pop("dialogue")
+        if progress:
+            progress(i + 1, len(items))
+    return summarize(assistant.engine.name, split, samples, margin,
+                     statistics.median(seconds) if seconds else 0.0)
+
+
+def summarize(model: str, split: str, samples: list[dict], margin: float, p50_s: float) -> CheckResult:
+    caught = Counter(s["kind"] for s in samples if s["planted_gap"] > margin)
+    n = Counter(s["kind"] for s in samples)
+    return CheckResult(
+        model=model, split=split, n_planted=len(samples), n_clean=len(samples), margin=margin,
+        catch_rate=round(sum(caught.values()) / len(samples), 3) if samples else 0.0,
+        false_alarm_rate=round(sum(s["clean_gap"] > margin for s in samples) / len(samples), 3) if samples else 0.0,
+        catch_by_kind={k: round(caught[k] / n[k], 3) for k in n}, n_by_kind=dict(n), p50_s=round(p50_s, 3),
+        samples=samples)

@@ -1,0 +1,86 @@
+"""The reported form of messages and the meaning check's contrasts and decisions (no model: a scripted engine)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from device.assistant import meaning_check as mc
+from device.assistant.core import Assistant
+from device.assistant.reported import as_sender, as_wearer
+from device.messages.inbox import Message, Thread
+from tests.fakes import FakeEngine
+
+
+def test_a_senders_first_person_becomes_their_name():
+    assert as_sender("Could you take in my parcel? I'm at work until 6", "Sofia") == \
+        "Could you take in Sofia's parcel? Sofia is at work until 6"
+    assert as_sender("I have an exam at 9, can't do it", "Lena") == "Lena has an exam at 9, can't do it"
+    assert as_sender("Mrs Brandt, leave the key with me", "Dev") == "Mrs Brandt, leave the key with Dev"
+    assert as_sender("I just need it by Friday", "Ana") == "Ana just needs it by Friday"
+    assert as_sender("I booked it and I'll pay", "Luca") == "Luca booked it and Luca will pay"
+
+
+def test_the_wearers_own_words_become_you_and_their_you_the_other_person():
+    assert as_wearer("Can you send me your address? I'm home", "Sofia") == \
+        "Can Sofia send you Sofia's address? you are home"
+    assert as_wearer("I'll bring my car", None) == "you will bring your car"
+
+
+def test_contrasts_flip_negation_and_swap_people_but_not_a_symmetric_pair():
+    texts = {c.text: c.kind for c in mc.contrasts("Mum asks Dad to pick up the cake.", ["Mum", "Dad", "you"])}
+    assert texts["Dad asks Mum to pick up the cake."] == "roles"
+    assert texts["Mum asks you to pick up the cake."] == "participants"
+    assert "Mum can't" not in " ".join(texts)
+    assert mc.negations("Lena can't be home on Thursday.") == ["Lena can be home on Thursday."]
+    assert mc.negations("Priya will drive.") == ["Priya won't drive."]
+    assert not mc.participant_swaps("Ana and Ben talk about the trip.", ["Ana", "Ben"])
+    assert mc.role_swaps("Dad asks you to pick up a cake.", ["Dad"]) == ["You ask Dad to pick up a cake."]
+    assert mc.role_swaps("You owe Marco £25.", ["Marco"]) == ["Marco owes you £25."]
+
+
+def test_sentences_split_on_sentence_ends_only():
+    assert mc.sentences("Marco booked it for 8.30 p.m. on Friday. Ana can't come!") == \
+        ["Marco booked it for 8.30 p.m. on Friday.", "Ana can't come!"]
+
+
+def _thread(*lines: tuple[str, str]) -> Thread:
+    thread = Thread("Family")
+    for i, (sender, text) in enumerate(lines):
+        thread.add(Message("Family", sender, text, datetime(2026, 11, 20, 9, i, tzinfo=timezone.utc)))
+    return thread
+
+
+def _prefer(wrong: str):
+    """A model that, reading the chat, finds `wrong` 5 nats less likely than any other wording."""
+    return lambda prompt, conts: [-20.0 - (5.0 if c.strip() == wrong else 0.0) for c in conts]
+
+
+def test_a_sentence_whose_contrast_the_model_prefers_is_not_shown():
+    wrong = "Mum asks Dad to pick up a cake."
+    engine = FakeEngine([f"Dad asks you to pick up a cake. {wrong}"], continuations=_prefer(wrong))
+    thread = _thread(("Dad", "Could you pick up a cake from Schulz?"), ("Mum", "Thanks!"))
+    result = Assistant(engine, guard=False).catch_up(thread)
+    assert result.text == "Dad asks you to pick up a cake."
+    assert result.guard == "meaning" and result.unsupported == [wrong]
+    scored = engine.called("continuation_logprobs")
+    assert "Dad: Could you pick up a cake" in scored[0].prompt  # the contrasts are read with the chat
+
+
+def test_when_every_sentence_is_dropped_the_key_messages_are_quoted():
+    wrong = "Mum asks Dad to pick up a cake."
+    engine = FakeEngine([wrong], continuations=_prefer(wrong))
+    thread = _thread(("Dad", "Could you pick up a cake from Schulz?"), ("Mum", "Thanks!"))
+    result = Assistant(engine, guard=False).catch_up(thread)
+    assert result.guard == "extractive"
+    assert "Dad: Could you pick up a cake from Schulz?" in result.text
+
+
+def test_a_sentence_the_model_prefers_to_its_contrasts_is_kept_and_the_check_can_be_off():
+    text = "Dad asks you to pick up a cake."
+    engine = FakeEngine([text], continuations=lambda prompt, conts: [-10.0] + [-15.0] * (len(conts) - 1))
+    thread = _thread(("Dad", "Could you pick up a cake from Schulz?"))
+    result = Assistant(engine, guard=False).catch_up(thread)
+    assert result.text == text and not result.guard
+    unchecked = FakeEngine([text])
+    assert Assistant(unchecked, guard=False, check_meaning=False).catch_up(thread).text == text
+    assert not unchecked.called("continuation_logprobs")
