@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from device.assistant import meaning_check as mc
 from device.assistant.core import Assistant
@@ -46,7 +46,7 @@ def test_sentences_split_on_sentence_ends_only():
 def _thread(*lines: tuple[str, str]) -> Thread:
     thread = Thread("Family")
     for i, (sender, text) in enumerate(lines):
-        thread.add(Message("Family", sender, text, datetime(2026, 11, 20, 9, i, tzinfo=timezone.utc)))
+        thread.add(Message("Family", sender, text, datetime(2026, 11, 20, 9, i, tzinfo=UTC)))
     return thread
 
 
