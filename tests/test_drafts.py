@@ -34,6 +34,11 @@ SCAM = ThreadFacts.from_messages(thread(("Bank", "Your account is blocked. Reply
     ("Decline.", MUM, (Failure.ASSISTANT_SPEAK,)),
     ("Decline. We'll keep it as it is", MUM, (Failure.ASSISTANT_SPEAK,)),
     ("Do you have any other questions about the party?", MUM, (Failure.ASSISTANT_SPEAK,)),
+    ("Is there anything else you need help with?", MUM, (Failure.ASSISTANT_SPEAK,)),
+    ("What's the purpose of your request?", MUM, (Failure.ASSISTANT_SPEAK,)),
+    ("I appreciate your kind words, but I don't have anything specific to ask right now.", MUM,
+     (Failure.ASSISTANT_SPEAK,)),
+    ("Anything else you need for the party?", MUM, ()),
     ("Could you please bring a dessert? Nothing with nuts", MUM, (Failure.ROLE_CONFUSION,)),
     ("Great, see you Sunday at 2pm", MUM, (Failure.INVENTED,)),
     ("Do you have spare shoes? Jonas said size 42", CLIMB, (Failure.INVENTED,)),
@@ -41,6 +46,7 @@ SCAM = ThreadFacts.from_messages(thread(("Bank", "Your account is blocked. Reply
     ("Klar, ich bringe einen Apfelkuchen mit!", MAMA, ()),
     ("Sure, I'll bring a cake, see you there!", MAMA, (Failure.WRONG_LANGUAGE,)),
     ("Kannst du bitte den Kuchen mitbringen?", MAMA, (Failure.ROLE_CONFUSION,)),
+    ("Tut mir leid, ich kann dir dabei nicht helfen.", MAMA, (Failure.ASSISTANT_SPEAK,)),
     (" ".join(["yes"] * 31), MUM, (Failure.TOO_LONG,)),
     ("Here is the code: 483920", SCAM, (Failure.SCAM_LEAK, Failure.SCAM_COMPLIES)),
     ("Ok, I'll send it now", SCAM, (Failure.SCAM_COMPLIES,)),
@@ -65,3 +71,18 @@ def test_thread_facts_come_from_the_messages():
     assert SCAM.scam and not CLIMB.scam
     assert [detect_language(t) for t in ("¿Puedes traer el postre mañana?", "Tu peux venir demain ?", "ok")] == \
         ["es", "fr", "en"]
+
+
+@pytest.mark.parametrize("draft", ["Oui, je peux vous aider avec ça.", "Non, je ne peux pas vous aider avec ça.",
+                                   "Je suis désolé si cela n'a pas été utile. Je peux essayer d'autres questions."])
+def test_french_assistant_speak_fails(draft):
+    facts = ThreadFacts.from_messages(thread(("Léa", "Tu peux m'avancer 20 balles pour le cadeau ? Je te rembourse "
+                                                     "ce soir")))
+    assert Failure.ASSISTANT_SPEAK in judge(draft, facts).failures
+
+
+@pytest.mark.parametrize("draft", ["Siento, pero no puedo ayudarte con eso.", "No, no puedo ayudar con eso."])
+def test_spanish_assistant_speak_fails(draft):
+    facts = ThreadFacts.from_messages(thread(("Nacho", "¿Me ayudas a montar el armario el sábado? Te invito a "
+                                                      "pizza")))
+    assert Failure.ASSISTANT_SPEAK in judge(draft, facts).failures

@@ -108,6 +108,12 @@ _ASSISTANT_SPEAK = re.compile("|".join([
     r"\bcomo (?:IA|modelo de lenguaje|asistente)\b", r"\ben qu[eé] (?:puedo|le puedo|te puedo) ayudar",
     r"\blo siento,? (?:pero )?no puedo ayudar", r"\ben tant qu'(?:IA|assistant)\b",
     r"\bcomment puis-je vous aider", r"\bd[ée]sol[ée],? (?:mais )?je ne peux pas (?:vous )?aider",
+    # seen in drafts of the reply set's tune part (docs/replies.md)
+    r"\banything else (?:that )?you need help with\b", r"\bI appreciate your (?:kind words|message|feedback)\b",
+    r"\bwhat(?:'s| is) the purpose of (?:your|this) request\b", r"\bI don't have anything (?:specific )?to ask\b",
+    r"\bje (?:ne )?peux (?:pas )?(?:vous |t')?aider avec (?:ça|cela)\b", r"\bd'autres questions\b",
+    r"\bsi cela n'a pas (?:été|ete) utile\b", r"\bno puedo ayudar(?:te|le)? con eso\b",
+    r"\b(?:lo )?siento,? pero no puedo ayudar", r"\bkann (?:dir|Ihnen) dabei nicht helfen\b",
 ]), re.I)
 
 # asking the other person to do something: "could you…", "please…", "kannst du…", "¿puedes…?", "peux-tu…"
