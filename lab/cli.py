@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from device import catalog
+from device.assistant.core import VERBATIM_WORDS
 from device.cli.ask import KOpt, MinConfidenceOpt, ShowOpt, ask_config, open_verifier
 from device.cli.common import (
     AdaptersOpt,
@@ -75,6 +76,8 @@ def eval_summaries_cmd(
                                                 "their name, the wearer as 'You')")] = True,
     check: Annotated[bool, typer.Option(help="the meaning check: drop sentences whose contrast (negation "
                                              "flipped, people swapped) the model prefers")] = True,
+    verbatim_words: Annotated[int, typer.Option(help="a message of at most this many words is its own "
+                                                     "notification (0: always the model's line)")] = VERBATIM_WORDS,
     adapters: AdaptersOpt = True,
     out: Annotated[Path | None, typer.Option(help="write the full result (scores of every sample) here")] = None,
     keep_text: Annotated[bool, typer.Option(help="also write each summary and reference into --out (keep such "
@@ -92,7 +95,7 @@ def eval_summaries_cmd(
     if part not in ("tune", "untouched", "all"):
         raise typer.BadParameter(f"{part!r}: one of tune, untouched, all", param_hint="--part")
     if meaning is not None:
-        _eval_meaning(meaning, part, model, threads, n_ctx, adapters, guard, reported, check,
+        _eval_meaning(meaning, part, model, threads, n_ctx, adapters, guard, reported, check, verbatim_words,
                       out if data is None else None, as_json)
     if data is None:
         return
@@ -135,13 +138,14 @@ def eval_summaries_cmd(
 
 
 def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None, n_ctx: int | None, adapters: bool,
-                  guard: bool, reported: bool, check: bool, out: Path | None, as_json: bool) -> None:
+                  guard: bool, reported: bool, check: bool, verbatim_words: int, out: Path | None,
+                  as_json: bool) -> None:
     from lab.machine import machine_info
     from lab.meaning import eval_meaning, to_json
 
     with clear_errors():
         assistant = open_assistant(model, threads, n_ctx, adapters)
-        assistant.guard, assistant.reported = guard, reported
+        assistant.guard, assistant.reported, assistant.verbatim_words = guard, reported, verbatim_words
         if not check:
             assistant.meaning = None
         with progress() as bar:
@@ -150,7 +154,7 @@ def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = to_json(result, with_samples=False)
     write_result(out, to_json(result) | {"data": str(path), "guard": guard, "reported": reported, "check": check,
-                                         "machine": machine_info()})
+                                         "verbatim_words": verbatim_words, "machine": machine_info()})
     if as_json:
         print_json(summary)
         return

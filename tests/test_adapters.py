@@ -195,7 +195,7 @@ def test_assistant_puts_each_tasks_adapter_in_effect(tmp_path, dinner_feed, smol
     from device.engines.adapters import attach as attach_adapters
 
     tasks = attach_adapters(e, TEST_MODEL, files={Task.CATCH_UP: path}, registered=False)
-    a = Assistant(e, adapters=tasks)
+    a = Assistant(e, adapters=tasks, verbatim_words=0)
     thread = group_threads(read_feed(dinner_feed))["Dinner Friday"]
     a.catch_up(thread)
     assert e.adapter == "file:s.gguf" and e.identity == f"{TEST_MODEL}+file:s.gguf"

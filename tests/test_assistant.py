@@ -21,11 +21,17 @@ def dinner(dinner_feed) -> Thread:
     return group_threads(read_feed(dinner_feed))["Dinner Friday"]
 
 
-def test_notify_is_one_nonempty_line(assistant, dinner):
-    result = assistant.notify(dinner.messages[0])
+def test_notify_is_one_nonempty_line(engine, dinner):
+    result = Assistant(engine, verbatim_words=0).notify(dinner.messages[0])  # the model's line, always
     assert result.text and "\n" not in result.text
     assert result.model == "smollm2-135m"
     assert 0 < result.ttft_s <= result.total_s
+
+
+def test_a_short_message_is_its_own_notification(assistant, dinner):
+    m = dinner.messages[0]
+    result = assistant.notify(m)
+    assert result.text == f"{m.sender}: {' '.join(m.text.split())}" and result.guard == "verbatim"
 
 
 def test_catch_up_summarizes_unread(assistant, dinner):

@@ -84,3 +84,15 @@ def test_a_sentence_the_model_prefers_to_its_contrasts_is_kept_and_the_check_can
     unchecked = FakeEngine([text])
     assert Assistant(unchecked, guard=False, check_meaning=False).catch_up(thread).text == text
     assert not unchecked.called("continuation_logprobs")
+
+
+def test_a_person_asking_themselves_is_a_person_asking_the_reader():
+    people = ["Sofia", "Jamie", "Ana", "Ben", "Mr Lindqvist"]
+    assert mc.to_the_reader("Sofia asked if Sofia could take in her parcel.", people) == \
+        "Sofia asked if you could take in her parcel."
+    assert mc.to_the_reader("Jamie asked if Jamie was passing the shop.", people) == \
+        "Jamie asked if you were passing the shop."
+    assert mc.to_the_reader("Mr Lindqvist offered to give Mr Lindqvist Friday off.", people) == \
+        "Mr Lindqvist offered to give you Friday off."
+    for untouched in ("Ana told Ben that Ana is late.", "Sofia sent Sofia's parcel.", "Ben asks Ana to call."):
+        assert mc.to_the_reader(untouched, people) == untouched

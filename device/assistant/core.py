@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from device.assistant import prompts, reply_bank
 from device.assistant.drafts import ThreadFacts, detect_language, judge
 from device.assistant.faithfulness import unsupported
 from device.assistant.kvcache import ThreadKVCache
-from device.assistant.meaning_check import MeaningCheck, sentences
+from device.assistant.meaning_check import MeaningCheck, sentences, to_the_reader
 from device.assistant.prefix_store import PrefixStore
 from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
 from device.messages.inbox import Message, Thread
@@ -27,6 +28,8 @@ NOTIFY_TOKENS = 40
 REPLIES_TOKENS = 160
 POLISH_TOKENS = 80
 REPLY_CONTEXT_MESSAGES = 12  # reply drafts look at the latest messages, not the whole history
+VERBATIM_WORDS = 16  # a message of at most this many words is shown as written: it fits the notification line
+NOTIFY_WORDS = 15  # the notification line the model is asked for
 REPAIR_TRIES = 2  # redrafts of one failing reply before the bank's is shown (each costs a generation)
 
 
@@ -129,9 +132,11 @@ def extractive_summary(messages: list[Message], most: int = 3, width: int = 120)
 class Assistant:
     def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
                  kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[Task, str] | None = None,
-                 prefix_store: PrefixStore | None = None, reported: bool = True, check_meaning: bool = True):
+                 prefix_store: PrefixStore | None = None, reported: bool = True, check_meaning: bool = True,
+                 verbatim_words: int = VERBATIM_WORDS):
         self.engine = engine
         self.meaning = MeaningCheck(engine) if check_meaning else None  # drops sentences that turn the chat round
+        self.verbatim_words = verbatim_words  # a message this short is its own notification (0: always the model's)
         self.reported = reported  # summaries and notifications read English messages in reported form
         self.prefix_store = prefix_store  # system prompts' KV states on disk, for the next process
         self.adapters = dict(adapters or {})  # task -> adapter loaded in the engine; other tasks run the bare model
@@ -204,14 +209,30 @@ class Assistant:
 
     # -- tasks ----------------------------------------------------------------------------------------
     def notify(self, message: Message) -> Result:
-        """A one-line notification for a newly arrived message."""
+        """A one-line notification for a newly arrived message: the message itself when it fits the line (a
+        paraphrase of a short message can only add a misreading), else the model's line, checked for meaning."""
+        flags = message_flags([message])
+        words = " ".join(prompts.neutralise(message.text).split()).split(" ")
+        if self.verbatim_words and len(words) <= self.verbatim_words:
+            return Result(Task.NOTIFY, f"{message.sender}: {' '.join(words)}", self.engine.name, 0.0, 0.0,
+                          guard="verbatim", flags=flags)
         self._task(Task.NOTIFY)
         params = GenerationParams(max_tokens=NOTIFY_TOKENS, temperature=self.temperature, stop=("\n",))
         msgs = prompts.notify_messages(self._fit_message(message, NOTIFY_TOKENS), self._reads_reported([message]))
         gen = self._run(msgs, params)
-        text = clean_line(gen.text) or f"{message.sender}: {message.text[:80]}"
-        return Result(Task.NOTIFY, text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
-                      gen.completion_tokens, flags=message_flags([message]))
+        quoted = f"{message.sender}: {' '.join(words[:self.verbatim_words or NOTIFY_WORDS])} …"
+        text = to_the_reader(clean_line(gen.text), [message.sender]) or quoted
+        result = Result(Task.NOTIFY, text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
+                        gen.completion_tokens, flags=flags)
+        if self.meaning is not None and result.text != quoted:
+            clock = Stopwatch()
+            prefix = self.engine.tokenize_prompt(self._prompt(msgs))
+            dropped = [s for s in sentences(result.text)
+                       if self.meaning.check(prefix, s, [message.sender, "you"]).flagged]
+            if dropped:
+                result.text, result.guard, result.unsupported = quoted, "meaning", dropped
+            result.total_s += clock.elapsed
+        return result
 
     def catch_up(self, thread: Thread, messages: list[Message] | None = None) -> Result:
         """A summary of the thread's unread messages (or of `messages`), chunked when it exceeds the context."""
@@ -223,8 +244,9 @@ class Assistant:
         to_reader = self._reads_reported(todo)
         lines = self._summary_lines(todo, thread.participants) if to_reader else [prompts.message_line(m) for m in todo]
         result = self.summarize_lines(header, lines, cache_key=thread.name, to_reader=to_reader)
+        result.text = to_the_reader(result.text, thread.participants)
         if self.meaning is not None and result.chunks == 1:
-            result = self._check_meaning(result, prompts.summary_messages(header, lines, to_reader),
+            result = self._check_meaning(result, self._summary_prompt(to_reader)(header, lines),
                                          thread.participants + (["you"] if to_reader else []), todo)
         if self.guard:
             result = self._guard(result, header, lines, todo)
@@ -281,14 +303,21 @@ class Assistant:
         other = others[0] if len(others) == 1 else None  # whom the wearer's "you" means, in a one-to-one chat
         return [prompts.reported_line(m, other) for m in messages]
 
+    def _summary_prompt(self, to_reader: bool) -> Callable[[str, list[str]], list[ChatMessage]]:
+        """The summary prompt's builder; its worked examples only where they take at most a quarter of the context
+        (a small context is left for the chat)."""
+        examples = self.engine.count_tokens(prompts.SUMMARY_EXAMPLES) <= self.engine.n_ctx // 4
+        return lambda header, lines: prompts.summary_messages(header, lines, to_reader, examples)
+
     def summarize_lines(self, header: str, lines: list[str], cache_key: str | None = None,
                         to_reader: bool = False) -> Result:
         clock = Stopwatch()
-        budget = self._budget(SUMMARY_TOKENS, header=header)
+        prompt = self._summary_prompt(to_reader)
+        budget = self._budget(SUMMARY_TOKENS, prompt, header)
         chunks = self._pack(lines, budget)
         params = GenerationParams(max_tokens=SUMMARY_TOKENS, temperature=self.temperature)
         if len(chunks) == 1:
-            gen = self._run(prompts.summary_messages(header, chunks[0], to_reader), params, thread=cache_key)
+            gen = self._run(prompt(header, chunks[0]), params, thread=cache_key)
             return Result(Task.CATCH_UP, clean_text(gen.text), self.engine.name, gen.ttft_s, gen.total_s,
                           gen.prompt_tokens, gen.completion_tokens, cached_prompt_tokens=gen.cached_prompt_tokens)
         # Partial summaries are capped at a third of the merge budget, so every merge pass combines at
@@ -299,7 +328,7 @@ class Assistant:
         partials: list[str] = []
         prompt_tokens = completion_tokens = 0
         for chunk in chunks:
-            gen = self._run(prompts.summary_messages(header, chunk, to_reader), partial_params)
+            gen = self._run(prompt(header, chunk), partial_params)
             partials.append(clean_text(gen.text))
             prompt_tokens += gen.prompt_tokens
             completion_tokens += gen.completion_tokens

@@ -139,6 +139,25 @@ def contrasts(sentence: str, people: list[str], most: int = MOST_CONTRASTS) -> l
     return out[:most]
 
 
+_TELLING = (r"(?:asks?|asked|asking|tells?|told|telling|offers?|offered|offering|wants?|wanted|reminds?|reminded|"
+            r"reminding|invites?|invited|inviting|informs?|informed|informing|needs?|needed|lets?|checks? with)")
+_YOU_AGREE = {"was": "were", "is": "are", "has": "have", "does": "do", "doesn't": "don't", "wasn't": "weren't",
+              "isn't": "aren't", "hasn't": "haven't"}
+
+
+def to_the_reader(sentence: str, people: list[str]) -> str:
+    """"Sofia asks if Sofia could …" -> "Sofia asks if you could …": in a summary written to the wearer, a person
+    asking, telling or offering something to themselves is always a person doing so to the reader (the model
+    copies the name the reported form put where the message said "I")."""
+    for name in sorted({p for p in people if p and p.lower() != "you"}, key=len, reverse=True):
+        n = re.escape(name)
+        pattern = re.compile(rf"(?<![\w#])({n}(?:(?!(?<![\w#]){n}(?![\w#]))[^.?!;]){{0,40}}?\b{_TELLING}\b"
+                             rf"(?:\s+(?:if|whether|to \w+))?\s+)(?<![\w#]){n}(?![\w#'’])")
+        sentence = pattern.sub(lambda m: m.group(1) + "you", sentence)
+    return re.sub(r"\byou (" + "|".join(map(re.escape, _YOU_AGREE)) + r")\b",
+                  lambda m: "you " + _YOU_AGREE[m.group(1)], sentence)
+
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“‘'#])")
 
 

@@ -129,13 +129,35 @@ def strict_summary_messages(header: str, lines: list[str]) -> list[ChatMessage]:
             ChatMessage("user", f"{header}\n{fence(lines)}\nSummarize these messages, using only their facts.")]
 
 
-def summary_system(to_reader: bool) -> str:
-    """`to_reader`: the lines are in reported form (`reported_line`), and the system prompt says who the reader is."""
-    return (YOU_ARE_THE_READER if to_reader else "") + SUMMARY_SYSTEM
+# Worked examples cost nothing per summary (the system prompt's KV state is computed once and restored). They show
+# what the rules mean: a request to the reader is "X asks you to …", a "not" stays, a cancelled plan is said to be
+# off, an offer is an offer, a question stays a question. Written for the prompt: no chat of the evaluation sets.
+SUMMARY_EXAMPLES = (
+    "Example.\nChat: Nina (with Nina)\n<messages>\n"
+    "[Tue 18:02] Nina: Could you lend Nina your ladder on Saturday? Nina's is broken\n"
+    "[Tue 18:05] You: Sure, what time?\n"
+    "[Tue 18:06] Nina: Around 10. Nina can't come earlier, Nina has a dentist appointment\n</messages>\n"
+    "Summary: Nina asks you to lend her your ladder on Saturday around 10, since hers is broken; she can't come "
+    "earlier because of a dentist appointment.\n"
+    "Example.\nChat: Garden club (with Omar, Kit)\n<messages>\n"
+    "[Wed 09:10] Omar: Thursday's hedge trimming is off, Omar's trimmer is at the repair shop\n"
+    "[Wed 09:12] Kit: Friday then? Kit can bring Kit's own trimmer\n"
+    "[Wed 09:20] Omar: Friday works if it doesn't rain. Who has the big bags?\n</messages>\n"
+    "Summary: Omar called off Thursday's hedge trimming because his trimmer is being repaired. Kit suggests Friday "
+    "and offers to bring her own trimmer; Omar agrees to Friday if it doesn't rain and asks who has the big bags.")
 
 
-def summary_messages(header: str, lines: list[str], to_reader: bool = False) -> list[ChatMessage]:
-    return [ChatMessage("system", summary_system(to_reader)),
+def summary_system(to_reader: bool, examples: bool = True) -> str:
+    """`to_reader`: the lines are in reported form (`reported_line`); the system prompt says who the reader is and
+    (`examples`) shows worked examples in that form."""
+    if not to_reader:
+        return SUMMARY_SYSTEM
+    return YOU_ARE_THE_READER + SUMMARY_SYSTEM + ("\n" + SUMMARY_EXAMPLES if examples else "")
+
+
+def summary_messages(header: str, lines: list[str], to_reader: bool = False,
+                     examples: bool = True) -> list[ChatMessage]:
+    return [ChatMessage("system", summary_system(to_reader, examples)),
             ChatMessage("user", f"{header}\n{fence(lines)}\nSummarize these messages.")]
 
 
