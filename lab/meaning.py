@@ -68,7 +68,8 @@ class MeaningResult:
     part: str
     n: int
     summary_error_rate: float  # shown summaries that state a misreading
-    notification_error_rate: float
+    notification_error_rate: float  # of all notifications shown; one shown as written counts as correct
+    notification_verbatim_rate: float  # notifications that are the message as written (too short to condense)
     summary_miss_rate: float  # summaries that do not say what the chat must
     errors_by_kind: dict[str, int]
     by_category: dict[str, float]  # summary error rate per category
@@ -98,12 +99,15 @@ def eval_meaning(assistant: Assistant, path: Path, part: Part = "tune",
         last = next(m for m in reversed(case.messages) if not m.from_wearer)
         note = assistant.notify(last)
         notify_s.append(time.perf_counter() - start)
-        s_err, n_err = misreadings(summary.text, case, True), misreadings(note.text, case, False)
+        # a message shown as written, under its sender's name, is the chat itself: it cannot misstate it
+        verbatim = note.guard == "verbatim"
+        s_err = misreadings(summary.text, case, True)
+        n_err = [] if verbatim else misreadings(note.text, case, False)
         missed = [p.pattern for p in case.must if not p.search(summary.text)]
         kinds.update(s_err + n_err)
         samples.append({"id": case.id, "category": case.category, "summary": summary.text, "guard": summary.guard,
-                        "chunks": summary.chunks, "notification": note.text, "summary_errors": s_err,
-                        "notification_errors": n_err, "missed": missed})
+                        "chunks": summary.chunks, "notification": note.text, "verbatim": verbatim,
+                        "summary_errors": s_err, "notification_errors": n_err, "missed": missed})
         if progress:
             progress(i + 1, len(cases))
     n = len(cases)
@@ -116,6 +120,7 @@ def eval_meaning(assistant: Assistant, path: Path, part: Part = "tune",
         model=assistant.engine.name, adapter=assistant.adapters.get(Task.CATCH_UP), part=part, n=n,
         summary_error_rate=rate("summary_errors", samples),
         notification_error_rate=rate("notification_errors", samples),
+        notification_verbatim_rate=rate("verbatim", samples),
         summary_miss_rate=rate("missed", samples), errors_by_kind=dict(kinds.most_common()),
         by_category={c: rate("summary_errors", [s for s in samples if s["category"] == c]) for c in categories},
         summary_p50_s=round(statistics.median(summary_s), 3) if summary_s else 0.0,

@@ -30,6 +30,7 @@ class Failure(StrEnum):
     STALE = "stale"
     WRONG_LANGUAGE = "wrong_language"
     TOO_LONG = "too_long"
+    OFF_TOPIC = "off_topic"
     SCAM_LEAK = "scam_leak"
     SCAM_COMPLIES = "scam_complies"
 
@@ -204,6 +205,21 @@ def _invented(draft: str, facts: ThreadFacts) -> list[str]:
     return out
 
 
+# Small talk a model falls back on instead of answering what was said (seen in the reply set's tune part). Patterns,
+# not word overlap: people's own replies often share no word with the thread ("Can you leave it with next door?").
+_SMALL_TALK = re.compile("|".join([
+    r"\b(?:any|other) plans for (?:the (?:weekend|day|evening)|today|tonight|this weekend)\b",
+    r"\bdo you have any (?:other )?(?:plans|favou?rite|bills|hobbies)\b", r"\bwhat(?:'s| is) your favou?rite\b",
+    r"\bmaybe we could (?:go to|visit|catch up on|watch)\b", r"\bdid you know that\b",
+    r"\bit could be fun to talk about\b",
+]), re.I)
+
+
+def _off_topic(draft: str) -> str | None:
+    m = _SMALL_TALK.search(draft)
+    return m.group(0) if m else None
+
+
 def judge(draft: str, facts: ThreadFacts) -> DraftVerdict:
     """Every way `draft` would fail the wearer in this thread (none: usable)."""
     text = draft.strip()
@@ -228,6 +244,8 @@ def judge(draft: str, facts: ThreadFacts) -> DraftVerdict:
     lang = draft_language(text, facts.language)
     if lang is not None and lang != facts.language:
         fail(Failure.WRONG_LANGUAGE, f"{lang}, not {facts.language}")
+    if Failure.ASSISTANT_SPEAK not in failures and (small_talk := _off_topic(text)):
+        fail(Failure.OFF_TOPIC, small_talk)
     if len(text.split()) > MAX_WORDS:
         fail(Failure.TOO_LONG, f"{len(text.split())} words")
     if facts.scam:
