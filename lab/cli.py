@@ -175,6 +175,8 @@ def eval_factcc_cmd(
     split: Annotated[str, typer.Option(help="tune (even rows: choose the margin) or report (odd rows)")] = "report",
     margin: Annotated[float | None, typer.Option(help="nats a contrast must win by to flag (default: the "
                                                        "assistant's)")] = None,
+    prior_weight: Annotated[float | None, typer.Option(help="how much of the model's preference with no dialogue "
+                                                             "to read is taken off (default: the assistant's)")] = None,
     n: Annotated[int, typer.Option("--n", help="first N planted rows (0: all)")] = 0,
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None,
     out: OutOpt = None, as_json: JsonOpt = False,
@@ -182,7 +184,7 @@ def eval_factcc_cmd(
     """The meaning check on a FactCC-style set: negations flipped, participants swapped and roles exchanged in
     DialogSum's reference summaries. Reports the share of planted errors flagged (catch rate, per kind) and of
     references left as written flagged (false alarms)."""
-    from device.assistant.meaning_check import DEFAULT_MARGIN
+    from device.assistant.meaning_check import DEFAULT_MARGIN, DEFAULT_PRIOR_WEIGHT
     from lab.factcc import build, evaluate
     from lab.machine import machine_info
 
@@ -194,7 +196,9 @@ def eval_factcc_cmd(
         assistant = open_assistant(model or catalog.verify_model(), threads, n_ctx, adapters=False)
         with progress() as bar:
             task = bar.add_task(f"checking {len(items)} planted errors with {assistant.engine.name}", total=len(items))
-            result = evaluate(assistant, items, split, DEFAULT_MARGIN if margin is None else margin,  # type: ignore[arg-type]
+            result = evaluate(assistant, items, split,  # type: ignore[arg-type]
+                              DEFAULT_MARGIN if margin is None else margin,
+                              DEFAULT_PRIOR_WEIGHT if prior_weight is None else prior_weight,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     full = asdict(result) | {"data": str(data), "machine": machine_info()}
     for sample in full["samples"]:  # DialogSum is non-commercial: keep only ids and scores in result files

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -80,6 +82,7 @@ class CheckResult:
     n_planted: int
     n_clean: int
     margin: float
+    prior_weight: float
     catch_rate: float  # planted errors flagged
     false_alarm_rate: float  # references as written flagged
     catch_by_kind: dict[str, float]
@@ -88,43 +91,47 @@ class CheckResult:
     samples: list[dict] = field(default_factory=list)
 
 
-def score(assistant: Assistant, item: Planted) -> tuple[float, float]:
-    """The check's worst gap (nats by which a contrast beats the sentence) for the planted sentence and for the
-    reference as written (its worst sentence)."""
+def score(assistant: Assistant, item: Planted) -> dict:
+    """The check's deltas (log P(contrast) - log P(sentence)) after the dialogue and after the prompt with no
+    dialogue, for the planted sentence and for each sentence of the reference as written: the margin and the prior's
+    weight are applied afterwards (`summarize`), so one run serves every setting."""
     checker = meaning_check.MeaningCheck(assistant.engine)
     header = prompts.thread_header("dialogue", item.people)
-    prefix = assistant.engine.tokenize_prompt(
-        assistant.prepare(Task.CATCH_UP, prompts.summary_messages(header, item.dialogue)))
-    planted = checker.gap(prefix, item.planted, item.people)
-    clean = max((checker.gap(prefix, s, item.people) for s in meaning_check.sentences(item.reference)),
-                default=float("-inf"))
-    return planted, clean
+    tokens = assistant.engine.tokenize_prompt
+    prefix = tokens(assistant.prepare(Task.CATCH_UP, prompts.summary_messages(header, item.dialogue)))
+    prior = tokens(assistant.prepare(Task.CATCH_UP, prompts.summary_messages(header, [])))
+    scored = checker.deltas(prefix, prior, [item.planted, *meaning_check.sentences(item.reference)], item.people)
+    rows = [{"kinds": [c.kind for c in options], "with": [round(x, 3) for x in d], "without": [round(x, 3) for x in p]}
+            for options, d, p in scored]
+    return {"planted": rows[0], "clean": rows[1:]}
 
 
-def evaluate(assistant: Assistant, items: list[Planted], split: Split, margin: float,
+def gap(row: dict, weight: float) -> float:
+    return max((d - weight * p for d, p in zip(row["with"], row["without"], strict=True)), default=float("-inf"))
+
+
+def evaluate(assistant: Assistant, items: list[Planted], split: Split, margin: float, weight: float,
              progress: Callable[[int, int], None] | None = None) -> CheckResult:
-    import statistics
-    import time
-
     samples, seconds = [], []
     for i, item in enumerate(items):
         start = time.perf_counter()
-        planted, clean = score(assistant, item)
+        scores = score(assistant, item)
         seconds.append(time.perf_counter() - start)
-        samples.append(asdict(item) | {"planted_gap": round(planted, 3), "clean_gap": round(clean, 3)})
-        samples[-1].pop("dialogue")
+        samples.append({k: v for k, v in asdict(item).items() if k != "dialogue"} | scores)
         if progress:
             progress(i + 1, len(items))
-    return summarize(assistant.engine.name, split, samples, margin,
+    return summarize(assistant.engine.name, split, samples, margin, weight,
                      statistics.median(seconds) if seconds else 0.0)
 
 
-def summarize(model: str, split: str, samples: list[dict], margin: float, p50_s: float) -> CheckResult:
-    caught = Counter(s["kind"] for s in samples if s["planted_gap"] > margin)
+def summarize(model: str, split: str, samples: list[dict], margin: float, weight: float, p50_s: float) -> CheckResult:
+    planted = [gap(s["planted"], weight) > margin for s in samples]
+    clean = [max((gap(r, weight) for r in s["clean"]), default=float("-inf")) > margin for s in samples]
+    caught = Counter(s["kind"] for s, hit in zip(samples, planted, strict=True) if hit)
     n = Counter(s["kind"] for s in samples)
     return CheckResult(
-        model=model, split=split, n_planted=len(samples), n_clean=len(samples), margin=margin,
-        catch_rate=round(sum(caught.values()) / len(samples), 3) if samples else 0.0,
-        false_alarm_rate=round(sum(s["clean_gap"] > margin for s in samples) / len(samples), 3) if samples else 0.0,
+        model=model, split=split, n_planted=len(samples), n_clean=len(samples), margin=margin, prior_weight=weight,
+        catch_rate=round(sum(planted) / len(samples), 3) if samples else 0.0,
+        false_alarm_rate=round(sum(clean) / len(samples), 3) if samples else 0.0,
         catch_by_kind={k: round(caught[k] / n[k], 3) for k in n}, n_by_kind=dict(n), p50_s=round(p50_s, 3),
         samples=samples)

@@ -51,8 +51,12 @@ def _thread(*lines: tuple[str, str]) -> Thread:
 
 
 def _prefer(wrong: str):
-    """A model that, reading the chat, finds `wrong` 5 nats less likely than any other wording."""
-    return lambda prompt, conts: [-20.0 - (5.0 if c.strip() == wrong else 0.0) for c in conts]
+    """A model that, reading the chat, finds `wrong` 5 nats less likely than any other wording, and with no chat
+    to read (the prior prompt: an empty message block) has no preference."""
+    def score(prompt: str, conts: list[str]) -> list[float]:
+        reads_chat = "Dad:" in prompt
+        return [-20.0 - (5.0 if reads_chat and c.strip() == wrong else 0.0) for c in conts]
+    return score
 
 
 def test_a_sentence_whose_contrast_the_model_prefers_is_not_shown():
@@ -62,8 +66,9 @@ def test_a_sentence_whose_contrast_the_model_prefers_is_not_shown():
     result = Assistant(engine, guard=False).catch_up(thread)
     assert result.text == "Dad asks you to pick up a cake."
     assert result.guard == "meaning" and result.unsupported == [wrong]
-    scored = engine.called("continuation_logprobs")
-    assert "Dad: Could you pick up a cake" in scored[0].prompt  # the contrasts are read with the chat
+    calls = engine.called("continuation_logprobs")  # each sentence after the chat, then each after none
+    assert all("Dad: Could you pick up a cake" in c.prompt for c in calls[:2])
+    assert all("<messages>\n\n</messages>" in c.prompt for c in calls[2:]) and len(calls) == 4
 
 
 def test_when_every_sentence_is_dropped_the_key_messages_are_quoted():
@@ -96,3 +101,12 @@ def test_a_person_asking_themselves_is_a_person_asking_the_reader():
         "Mr Lindqvist offered to give you Friday off."
     for untouched in ("Ana told Ben that Ana is late.", "Sofia sent Sofia's parcel.", "Ben asks Ana to call."):
         assert mc.to_the_reader(untouched, people) == untouched
+
+
+def test_what_the_model_prefers_with_no_chat_is_taken_off():
+    """A contrast the model likes as much without the chat ("#Person1# asks" is just commoner) is no evidence."""
+    biased = lambda prompt, conts: [-20.0] + [-17.0] * (len(conts) - 1)  # noqa: E731
+    text = "Dad asks you to pick up a cake."
+    engine = FakeEngine([text], continuations=biased)
+    thread = _thread(("Dad", "Could you pick up a cake from Schulz?"))
+    assert Assistant(engine, guard=False).catch_up(thread).text == text

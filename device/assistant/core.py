@@ -15,7 +15,7 @@ from device.assistant import prompts, reply_bank
 from device.assistant.drafts import ThreadFacts, detect_language, judge
 from device.assistant.faithfulness import unsupported
 from device.assistant.kvcache import ThreadKVCache
-from device.assistant.meaning_check import MeaningCheck, sentences, to_the_reader
+from device.assistant.meaning_check import MeaningCheck, SentenceCheck, sentences, to_the_reader
 from device.assistant.prefix_store import PrefixStore
 from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
 from device.messages.inbox import Message, Thread
@@ -218,7 +218,8 @@ class Assistant:
                           guard="verbatim", flags=flags)
         self._task(Task.NOTIFY)
         params = GenerationParams(max_tokens=NOTIFY_TOKENS, temperature=self.temperature, stop=("\n",))
-        msgs = prompts.notify_messages(self._fit_message(message, NOTIFY_TOKENS), self._reads_reported([message]))
+        to_reader = self._reads_reported([message])
+        msgs = prompts.notify_messages(self._fit_message(message, NOTIFY_TOKENS), to_reader)
         gen = self._run(msgs, params)
         quoted = f"{message.sender}: {' '.join(words[:self.verbatim_words or NOTIFY_WORDS])} …"
         text = to_the_reader(clean_line(gen.text), [message.sender]) or quoted
@@ -226,13 +227,21 @@ class Assistant:
                         gen.completion_tokens, flags=flags)
         if self.meaning is not None and result.text != quoted:
             clock = Stopwatch()
-            prefix = self.engine.tokenize_prompt(self._prompt(msgs))
-            dropped = [s for s in sentences(result.text)
-                       if self.meaning.check(prefix, s, [message.sender, "you"]).flagged]
-            if dropped:
+            empty = Message(message.thread, message.sender, "", message.ts)
+            verdicts = self._meaning_verdicts(result.text, msgs, prompts.notify_messages(empty, to_reader),
+                                              [message.sender, "you"])
+            if dropped := [v.sentence for v in verdicts if v.flagged]:
                 result.text, result.guard, result.unsupported = quoted, "meaning", dropped
             result.total_s += clock.elapsed
         return result
+
+    def _meaning_verdicts(self, text: str, prompt: list[ChatMessage], prior: list[ChatMessage],
+                          people: list[str]) -> list[SentenceCheck]:
+        """The meaning check of each sentence of `text`, read after `prompt` and after `prior` (the same prompt
+        with nothing to summarize)."""
+        assert self.meaning is not None
+        tokens = self.engine.tokenize_prompt
+        return self.meaning.check(tokens(self._prompt(prompt)), tokens(self._prompt(prior)), sentences(text), people)
 
     def catch_up(self, thread: Thread, messages: list[Message] | None = None) -> Result:
         """A summary of the thread's unread messages (or of `messages`), chunked when it exceeds the context."""
@@ -246,24 +255,22 @@ class Assistant:
         result = self.summarize_lines(header, lines, cache_key=thread.name, to_reader=to_reader)
         result.text = to_the_reader(result.text, thread.participants)
         if self.meaning is not None and result.chunks == 1:
-            result = self._check_meaning(result, self._summary_prompt(to_reader)(header, lines),
+            prompt = self._summary_prompt(to_reader)
+            result = self._check_meaning(result, prompt(header, lines), prompt(header, []),
                                          thread.participants + (["you"] if to_reader else []), todo)
         if self.guard:
             result = self._guard(result, header, lines, todo)
         result.flags = message_flags(todo)
         return result
 
-    def _check_meaning(self, result: Result, prompt: list[ChatMessage], people: list[str],
+    def _check_meaning(self, result: Result, prompt: list[ChatMessage], prior: list[ChatMessage], people: list[str],
                        messages: list[Message]) -> Result:
         """Drop each sentence the model, reading the chat, would rather write with its negation flipped or its
         people swapped (`meaning_check`); a summary left with nothing falls back to quoting the key messages."""
-        assert self.meaning is not None
         clock = Stopwatch()
-        prefix = self.engine.tokenize_prompt(self._prompt(prompt))
         kept, dropped = [], []
-        for sentence in sentences(result.text):
-            verdict = self.meaning.check(prefix, sentence, people)
-            (dropped if verdict.flagged else kept).append(sentence)
+        for verdict in self._meaning_verdicts(result.text, prompt, prior, people):
+            (dropped if verdict.flagged else kept).append(verdict.sentence)
         if dropped:
             result.unsupported += dropped
             result.text = " ".join(kept) if kept else extractive_summary(messages)

@@ -18,6 +18,7 @@ from device.engines.base import Engine
 
 ContrastKind = Literal["negation", "participants", "roles"]
 DEFAULT_MARGIN = 0.0  # nats; chosen on the tuning half of the planted set (lab/factcc.py)
+DEFAULT_PRIOR_WEIGHT = 1.0  # how much of the model's preference with no chat to read is taken off (the same)
 MOST_CONTRASTS = 12  # each costs the sentence's tokens once more; a big group chat could otherwise cost seconds
 
 # Auxiliaries whose negation is a word away: "can" <-> "can't". Longer forms first, so "cannot" wins over "can".
@@ -174,23 +175,42 @@ class SentenceCheck:
 
 
 class MeaningCheck:
-    """Scores a sentence and its contrasts as the model's answer to the prompt `prefix` (the summary prompt with
-    the chat): the prompt's KV state is the one the summary was just generated from, so only the short
-    continuations are read."""
+    """Scores each sentence and its contrasts as the model's answer to the prompt `prefix` (the summary prompt with
+    the chat: its KV state is the one the summary was just generated from, so only the short continuations are
+    read), and again under `prior` (the same prompt with no messages): what the model prefers with no chat to read
+    — "#Person1# asks" over "#Person2# asks", a shorter wording over a longer one — is taken off, weighted by
+    `prior_weight`, so that what is left is what the chat itself says."""
 
-    def __init__(self, engine: Engine, margin: float = DEFAULT_MARGIN):
-        self.engine, self.margin = engine, margin
+    def __init__(self, engine: Engine, margin: float = DEFAULT_MARGIN, prior_weight: float = DEFAULT_PRIOR_WEIGHT):
+        self.engine, self.margin, self.prior_weight = engine, margin, prior_weight
 
-    def check(self, prefix: list[int], sentence: str, people: list[str]) -> SentenceCheck:
-        options = contrasts(sentence, people)
-        if not options:
-            return SentenceCheck(sentence, float("-inf"), None, False)
+    def _deltas(self, prefix: list[int], sentence: str, options: list[Contrast]) -> list[float]:
+        """log P(contrast) - log P(sentence), for each contrast, after `prefix`."""
         scored = self.engine.continuation_logprobs(
             prefix, [self.engine.tokenize(sentence)] + [self.engine.tokenize(c.text) for c in options])
         own, *others = (sum(lps) for lps in scored)
-        best = max(range(len(others)), key=others.__getitem__)
-        gap = others[best] - own
-        return SentenceCheck(sentence, gap, options[best], gap > self.margin)
+        return [o - own for o in others]
 
-    def gap(self, prefix: list[int], sentence: str, people: list[str]) -> float:
-        return self.check(prefix, sentence, people).gap
+    def deltas(self, prefix: list[int], prior: list[int] | None, sentences: list[str],
+               people: list[str]) -> list[tuple[list[Contrast], list[float], list[float]]]:
+        """Each sentence's contrasts, their deltas after the chat and after the prior prompt (empty without one).
+        All sentences are read after the chat first, then after the prior prompt: the engine holds one prompt's
+        KV state at a time, and the chat's is the long one."""
+        options = [contrasts(s, people) for s in sentences]
+        with_chat = [self._deltas(prefix, s, o) if o else [] for s, o in zip(sentences, options, strict=True)]
+        without = [self._deltas(prior, s, o) if o and prior is not None and self.prior_weight else [0.0] * len(o)
+                   for s, o in zip(sentences, options, strict=True)]
+        return list(zip(options, with_chat, without, strict=True))
+
+    def verdict(self, sentence: str, options: list[Contrast], with_chat: list[float],
+                without: list[float]) -> SentenceCheck:
+        if not options:
+            return SentenceCheck(sentence, float("-inf"), None, False)
+        gaps = [d - self.prior_weight * p for d, p in zip(with_chat, without, strict=True)]
+        best = max(range(len(gaps)), key=gaps.__getitem__)
+        return SentenceCheck(sentence, gaps[best], options[best], gaps[best] > self.margin)
+
+    def check(self, prefix: list[int], prior: list[int] | None, sentences: list[str],
+              people: list[str]) -> list[SentenceCheck]:
+        return [self.verdict(s, *scored) for s, scored in
+                zip(sentences, self.deltas(prefix, prior, sentences, people), strict=True)]
