@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from device.assistant import prompts, reply_bank
-from device.assistant.core import SUMMARY_TOKENS, Assistant, AssistantError
+from device.assistant.core import Assistant, AssistantError
 from device.messages.inbox import Message, Thread, group_threads
 from tests.fakes import FakeEngine, ScriptExhausted, chat_parts, message
 
@@ -183,7 +183,7 @@ def test_hostile_messages_are_flagged_and_still_summarized_behind_the_fence():
 
 # -- catch_up: threads longer than the context -------------------------------------------------------------------
 
-N_CTX = 480
+N_CTX = 560
 # the reader's summary prompt, with its worked examples or (a small context) without
 SUMMARY_SYSTEMS = (prompts.summary_system(True), prompts.summary_system(True, examples=False))
 PEOPLE = ["Priya", "Tomasz", "Jonas", "Lena"]
@@ -195,9 +195,13 @@ def trip(n: int = 24) -> list[Message]:
                     start + timedelta(minutes=i)) for i in range(n)]
 
 
+LATEST_SYSTEM = prompts.YOU_ARE_THE_READER + prompts.LATEST_SYSTEM
+
+
 def chunked_model(partial=lambda k: f"{PEOPLE[k % 4]} brings items to the cabin.",
-                  merged="Everyone brings items to the cabin on Saturday."):
-    """Partial summaries numbered by chunk (`partial(k)`, k from 0), then the merge."""
+                  merged="Everyone brings items to the cabin.", latest="Lena brings the last items on Saturday."):
+    """Partial summaries of the earlier messages numbered by chunk (`partial(k)`, k from 0), their merge, then the
+    final summary written from the merge and the latest messages."""
     seen: list[str] = []
 
     def write(prompt: str, params) -> str:
@@ -207,61 +211,69 @@ def chunked_model(partial=lambda k: f"{PEOPLE[k % 4]} brings items to the cabin.
             return partial(len(seen) - 1)
         if system == prompts.COMBINE_SYSTEM:
             return merged
+        if system == LATEST_SYSTEM:
+            return latest
         raise AssertionError(f"unexpected prompt: {system[:60]}")
     return write
 
 
-def summarize_trip(engine: FakeEngine, n: int = 24):
+def summarize_trip(engine: FakeEngine, n: int = 40):
     thread = group_threads(trip(n))["Trip"]
     assert sum(engine.count_tokens(prompts.message_line(m)) for m in thread.messages) > engine.n_ctx
     return thread, Assistant(engine, check_meaning=False).catch_up(thread)
 
 
-def test_a_thread_longer_than_the_context_is_summarized_in_chunks_then_merged():
+def fenced(call) -> list[str]:
+    return user_of(call).split("<messages>\n", 1)[1].split("\n</messages>", 1)[0].splitlines()
+
+
+def test_a_long_thread_is_read_as_earlier_summaries_and_its_latest_messages_as_written():
     engine = FakeEngine(chunked_model(), n_ctx=N_CTX)
     thread, result = summarize_trip(engine)
     calls = engine.generations
     parts = [c for c in calls if system_of(c) in SUMMARY_SYSTEMS]
     (merge,) = [c for c in calls if system_of(c) == prompts.COMBINE_SYSTEM]
-    assert len(parts) >= 2 and calls[-1] == merge
-    # every message is read once, in order, in exactly one chunk (in reported form: "Priya: Priya can bring …")
+    final = calls[-1]
+    assert len(parts) >= 2 and system_of(final) == LATEST_SYSTEM and calls[-2] == merge
+    # every message is read once, in order: the earlier ones in the partial summaries, the latest in the final prompt
     lines = Assistant._summary_lines(thread.messages, thread.participants)
-    read = [line for c in parts for line in user_of(c).splitlines() if line in lines]
-    assert read == lines
+    read = [line for c in [*parts, final] for line in fenced(c)]
+    assert read == lines and lines[-1] in fenced(final) and len(fenced(final)) >= 2
+    assert "Earlier in this chat (summary): Everyone brings items to the cabin." in user_of(final)
     for c in calls:  # nothing sent past the context (the fake would refuse it too)
         assert engine.count_tokens(c.prompt) + c.params.max_tokens <= N_CTX
-    assert all(c.params.max_tokens < SUMMARY_TOKENS for c in parts) and merge.params.max_tokens == SUMMARY_TOKENS
     wrote = [f"Part {k + 1}: {PEOPLE[k % 4]} brings items to the cabin." for k in range(len(parts))]
     assert "\n".join(wrote) in user_of(merge)
-    assert result.text == "Everyone brings items to the cabin on Saturday."
-    assert (result.chunks, result.guard) == (len(parts) + 1, "")
+    assert result.text == "Lena brings the last items on Saturday."
+    assert (result.chunks, result.guard) == (len(parts) + 2, "")
     assert result.prompt_tokens == sum(engine.count_tokens(c.prompt) for c in calls)
 
 
-def test_an_unsupported_merge_is_replaced_by_quotes_without_a_rewrite():
-    # the second chunk's summary invents Dave; the merge carries him into what the wearer would see
+def test_an_unsupported_long_summary_is_replaced_by_quotes_without_a_rewrite():
+    # the second chunk's summary invents Dave; the merge and the final summary carry him to the wearer
     engine = FakeEngine(chunked_model(partial=lambda k: "Dave brings the tent." if k == 1 else "Items for the cabin.",
-                                      merged="Dave brings the tent; everyone else brings items."), n_ctx=N_CTX)
+                                      merged="Dave brings the tent.", latest="Dave brings the tent; Lena the rest."),
+                        n_ctx=N_CTX)
     _, result = summarize_trip(engine)
     assert result.guard == "extractive" and result.unsupported == ["Dave"]
-    assert result.text == ("Tomasz: I can bring item 21 to the cabin on Saturday. · "
-                           "Jonas: I can bring item 22 to the cabin on Saturday. · "
-                           "Lena: I can bring item 23 to the cabin on Saturday.")
+    assert result.text == ("Tomasz: I can bring item 37 to the cabin on Saturday. · "
+                           "Jonas: I can bring item 38 to the cabin on Saturday. · "
+                           "Lena: I can bring item 39 to the cabin on Saturday.")
     assert all(system_of(c) != prompts.STRICT_SUMMARY_SYSTEM for c in engine.generations)  # no rewrite of a merge
 
 
 def test_an_empty_chunk_summary_is_merged_with_the_others():
     engine = FakeEngine(chunked_model(partial=lambda k: "" if k == 1 else f"Part {k} items."), n_ctx=N_CTX)
-    _, result = summarize_trip(engine)
-    merge = engine.generations[-1]
+    _, result = summarize_trip(engine, n=60)
+    (merge,) = [c for c in engine.generations if system_of(c) == prompts.COMBINE_SYSTEM]
     assert "Part 1: Part 0 items.\nPart 2: \nPart 3: Part 2 items." in user_of(merge)
-    assert result.text == "Everyone brings items to the cabin on Saturday." and result.guard == ""
+    assert result.text == "Lena brings the last items on Saturday." and result.guard == ""
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["one-chunk", "merged"])
 def test_an_empty_summary_is_never_what_the_wearer_sees(chunked):
     if chunked:
-        engine = FakeEngine(chunked_model(merged=""), n_ctx=N_CTX)
+        engine = FakeEngine(chunked_model(latest=""), n_ctx=N_CTX)
         _, result = summarize_trip(engine)
     else:
         engine = FakeEngine(["", ""])
@@ -273,14 +285,15 @@ def test_an_empty_summary_is_never_what_the_wearer_sees(chunked):
 def test_a_single_message_longer_than_the_context_is_read_in_continued_pieces():
     words = " ".join(f"Point {i}: the meeting room is 3.{i}." for i in range(60))
     long = Message("Work", "Alice", words, datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
-    engine = FakeEngine(chunked_model(partial=lambda k: "Alice lists meeting rooms.", merged="Alice lists rooms."),
-                        n_ctx=N_CTX)
+    engine = FakeEngine(chunked_model(partial=lambda k: "Alice lists meeting rooms.", merged="Alice lists rooms.",
+                                      latest="Alice lists rooms up to 3.59."), n_ctx=N_CTX)
     result = Assistant(engine, check_meaning=False).catch_up(group_threads([long])["Work"])
-    parts = [user_of(c) for c in engine.generations if system_of(c) in SUMMARY_SYSTEMS]
-    assert len(parts) >= 2 and result.chunks == len(parts) + 1 and result.text == "Alice lists rooms."
-    line = prompts.message_line(long)
+    parts = [c for c in engine.generations if system_of(c) in SUMMARY_SYSTEMS]
+    final = engine.generations[-1]
+    assert len(parts) >= 1 and system_of(final) == LATEST_SYSTEM and result.text == "Alice lists rooms up to 3.59."
+    line = prompts.reported_line(long, None)
     prefix = line.partition(": ")[0] + ": (continued) "
-    pieces = [p.split("<messages>\n", 1)[1].split("\n</messages>", 1)[0] for p in parts]
+    pieces = [piece for c in [*parts, final] for piece in fenced(c)]
     assert all(p.startswith(prefix) for p in pieces[1:])
     assert pieces[0] + "".join(p.removeprefix(prefix) for p in pieces[1:]) == line  # nothing lost or repeated
 

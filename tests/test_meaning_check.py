@@ -110,3 +110,12 @@ def test_what_the_model_prefers_with_no_chat_is_taken_off():
     engine = FakeEngine([text], continuations=biased)
     thread = _thread(("Dad", "Could you pick up a cake from Schulz?"))
     assert Assistant(engine, guard=False).catch_up(thread).text == text
+
+
+def test_a_person_getting_in_touch_with_themselves_gets_in_touch_with_the_reader():
+    people = ["Juno", "Milo", "Ana", "Ben"]
+    assert mc.to_the_reader("Juno asks you to come to her gig; she will text Juno by 7 either way.", people) == \
+        "Juno asks you to come to her gig; she will text you by 7 either way."
+    assert mc.to_the_reader("Milo says he will pay Milo back on Friday.", people) == \
+        "Milo says he will pay you back on Friday."
+    assert mc.to_the_reader("Ana will call Ben tonight.", people) == "Ana will call Ben tonight."

@@ -57,6 +57,8 @@ class Result:
     first_identical: bool = False  # replies: the first answer held two identical drafts (before repair)
     first_usable: int = 3  # replies: drafts of the first answer that passed the checks
     banked: int = 0  # replies: drafts taken from the bank of human replies after the model's kept failing
+    # catch-up: the prompt the summary was written from and the same with no messages, for the meaning check
+    check_prompts: tuple[list[ChatMessage], list[ChatMessage]] | None = field(default=None, repr=False)
 
     def timings(self) -> dict[str, float]:
         return {"ttft_s": round(self.ttft_s, 3), "total_s": round(self.total_s, 3)}
@@ -254,9 +256,8 @@ class Assistant:
         lines = self._summary_lines(todo, thread.participants) if to_reader else [prompts.message_line(m) for m in todo]
         result = self.summarize_lines(header, lines, cache_key=thread.name, to_reader=to_reader)
         result.text = to_the_reader(result.text, thread.participants)
-        if self.meaning is not None and result.chunks == 1:
-            prompt = self._summary_prompt(to_reader)
-            result = self._check_meaning(result, prompt(header, lines), prompt(header, []),
+        if self.meaning is not None and result.check_prompts is not None:
+            result = self._check_meaning(result, *result.check_prompts,
                                          thread.participants + (["you"] if to_reader else []), todo)
         if self.guard:
             result = self._guard(result, header, lines, todo)
@@ -318,6 +319,10 @@ class Assistant:
 
     def summarize_lines(self, header: str, lines: list[str], cache_key: str | None = None,
                         to_reader: bool = False) -> Result:
+        """A summary of `lines`. A chat too long for one prompt is read in two parts: its latest messages as they
+        are, in the final prompt, and the messages before them through partial summaries merged into one paragraph
+        that the final prompt gets as context — so what was decided or asked last is read from the messages
+        themselves and said first, and no chunking can squeeze it out."""
         clock = Stopwatch()
         prompt = self._summary_prompt(to_reader)
         budget = self._budget(SUMMARY_TOKENS, prompt, header)
@@ -326,11 +331,51 @@ class Assistant:
         if len(chunks) == 1:
             gen = self._run(prompt(header, chunks[0]), params, thread=cache_key)
             return Result(Task.CATCH_UP, clean_text(gen.text), self.engine.name, gen.ttft_s, gen.total_s,
-                          gen.prompt_tokens, gen.completion_tokens, cached_prompt_tokens=gen.cached_prompt_tokens)
+                          gen.prompt_tokens, gen.completion_tokens, cached_prompt_tokens=gen.cached_prompt_tokens,
+                          check_prompts=(prompt(header, chunks[0]), prompt(header, [])))
+
+        # the earlier messages' summary gets at most a tenth of the context (all of SUMMARY_TOKENS in a big one)
+        room = min(SUMMARY_TOKENS, self.engine.n_ctx // 10)
+
+        def latest(h: str, ls: list[str], earlier: str = "x " * room) -> list[ChatMessage]:
+            return prompts.latest_messages(h, earlier, ls, to_reader)
+
+        recent_budget = self._budget(SUMMARY_TOKENS, latest, header)
+        recent, before = self._split_recent(lines, recent_budget)
+        earlier, prompt_tokens, completion_tokens, passes = self._summarize_earlier(header, before, prompt, budget,
+                                                                                    room)
+        gen = self._run(latest(header, recent, earlier), params)
+        total = clock.elapsed
+        # time to first token of the summary the wearer sees: all earlier passes, then the final pass's TTFT
+        ttft = total - gen.total_s + gen.ttft_s
+        return Result(Task.CATCH_UP, clean_text(gen.text), self.engine.name, ttft, total,
+                      prompt_tokens + gen.prompt_tokens, completion_tokens + gen.completion_tokens,
+                      chunks=passes + 1, check_prompts=(latest(header, recent, earlier), prompt(header, [])))
+
+    def _split_recent(self, lines: list[str], budget: int) -> tuple[list[str], list[str]]:
+        """The latest lines that fit `budget` (at least the end of the last one), and the lines before them."""
+        pieces = [piece for line in lines for piece in self._split_line(line, budget)]
+        used, cut = 0, len(pieces)
+        while cut > 0:
+            n = self.engine.count_tokens(pieces[cut - 1]) + 1
+            if used + n > budget and cut < len(pieces):
+                break
+            used += n
+            cut -= 1
+        return pieces[cut:], pieces[:cut]
+
+    def _summarize_earlier(self, header: str, lines: list[str], prompt, budget: int,
+                           room: int) -> tuple[str, int, int, int]:
+        """The messages before the latest ones as one paragraph of at most `room` tokens: partial summaries of the
+        chunks that fit, merged. Returns the paragraph, the prompt and completion tokens spent and the number of
+        passes."""
+        if not lines:
+            return "", 0, 0, 0
+        chunks = self._pack(lines, budget)
         # Partial summaries are capped at a third of the merge budget, so every merge pass combines at
         # least two of them and the recursion always converges.
         merge_budget = self._budget(SUMMARY_TOKENS, prompts.combine_messages, header)
-        partial_params = GenerationParams(max_tokens=max(16, min(SUMMARY_TOKENS, merge_budget // 3 - 8)),
+        partial_params = GenerationParams(max_tokens=max(16, min(room, merge_budget // 3 - 8)),
                                           temperature=self.temperature)
         partials: list[str] = []
         prompt_tokens = completion_tokens = 0
@@ -339,18 +384,17 @@ class Assistant:
             partials.append(clean_text(gen.text))
             prompt_tokens += gen.prompt_tokens
             completion_tokens += gen.completion_tokens
-        merged, gen, rounds = self._merge(header, partials, params, partial_params, merge_budget)
-        prompt_tokens += gen.prompt_tokens
-        completion_tokens += gen.completion_tokens
-        total = clock.elapsed
-        # time to first token of the summary the wearer sees: all chunk passes, then the final pass's TTFT
-        ttft = total - gen.total_s + gen.ttft_s
-        return Result(Task.CATCH_UP, merged, self.engine.name, ttft, total, prompt_tokens, completion_tokens,
-                      chunks=len(chunks) + rounds)
+        if len(partials) == 1:
+            return partials[0], prompt_tokens, completion_tokens, 1
+        final = GenerationParams(max_tokens=room, temperature=self.temperature)
+        merged, p, c, rounds = self._merge(header, partials, final, partial_params, merge_budget)
+        return merged, prompt_tokens + p, completion_tokens + c, len(chunks) + rounds
 
     def _merge(self, header: str, partials: list[str], final: GenerationParams, partial: GenerationParams,
-               budget: int) -> tuple[str, Generation, int]:
-        rounds = 0
+               budget: int) -> tuple[str, int, int, int]:
+        """The partial summaries merged into one (in rounds, when they do not fit one prompt): the text, the prompt
+        and completion tokens spent and the number of merge passes."""
+        rounds = prompt_tokens = completion_tokens = 0
         while True:
             groups = self._pack([f"Part {i}: {p}" for i, p in enumerate(partials, 1)], budget)
             rounds += len(groups)
@@ -360,8 +404,10 @@ class Assistant:
                 params = final if len(groups) == 1 else partial
                 gen = self._run(prompts.combine_messages(header, texts), params)
                 outs.append(clean_text(gen.text))
+                prompt_tokens += gen.prompt_tokens
+                completion_tokens += gen.completion_tokens
             if len(outs) == 1:
-                return outs[0], gen, rounds
+                return outs[0], prompt_tokens, completion_tokens, rounds
             if len(outs) >= len(partials):
                 raise AssistantError("partial summaries do not shrink; cannot merge them into one")
             partials = outs

@@ -142,6 +142,8 @@ def contrasts(sentence: str, people: list[str], most: int = MOST_CONTRASTS) -> l
 
 _TELLING = (r"(?:asks?|asked|asking|tells?|told|telling|offers?|offered|offering|wants?|wanted|reminds?|reminded|"
             r"reminding|invites?|invited|inviting|informs?|informed|informing|needs?|needed|lets?|checks? with)")
+_CONTACT = (r"texts?|texting|calls?|calling|messages?|messaging|emails?|emailing|rings?|ringing|phones?|lets?|"
+            r"updates?|remind(?:s|ing)?|tells?|telling|get back to|gets back to|pay(?:s|ing)?|owes?")
 _YOU_AGREE = {"was": "were", "is": "are", "has": "have", "does": "do", "doesn't": "don't", "wasn't": "weren't",
               "isn't": "aren't", "hasn't": "haven't"}
 
@@ -155,6 +157,9 @@ def to_the_reader(sentence: str, people: list[str]) -> str:
         pattern = re.compile(rf"(?<![\w#])({n}(?:(?!(?<![\w#]){n}(?![\w#]))[^.?!;]){{0,40}}?\b{_TELLING}\b"
                              rf"(?:\s+(?:if|whether|to \w+))?\s+)(?<![\w#]){n}(?![\w#'’])")
         sentence = pattern.sub(lambda m: m.group(1) + "you", sentence)
+        # "Juno asks you …; she will text Juno by 7": the sentence's subject getting in touch with themselves
+        contact = re.compile(rf"(?<![\w#]){n}(?![\w#])(?P<mid>[^.?!]*?\b(?:{_CONTACT}))\s+{n}(?![\w#'’])")
+        sentence = contact.sub(lambda m, who=name: who + m.group("mid") + " you", sentence)
     return re.sub(r"\byou (" + "|".join(map(re.escape, _YOU_AGREE)) + r")\b",
                   lambda m: "you " + _YOU_AGREE[m.group(1)], sentence)
 

@@ -161,6 +161,20 @@ def summary_messages(header: str, lines: list[str], to_reader: bool = False,
             ChatMessage("user", f"{header}\n{fence(lines)}\nSummarize these messages.")]
 
 
+LATEST_SYSTEM = ("Catch someone glancing at smart glasses up on a long chat, from a summary of its earlier messages "
+                 "and its latest messages as written. In 1 to 3 short sentences say first what was decided or asked "
+                 "last (above all what the reader is asked), then what still holds: a later message overrides an "
+                 "earlier plan. Copy names, dates, times, places and amounts exactly; add nothing. " + GUARD)
+
+
+def latest_messages(header: str, earlier: str, lines: list[str], to_reader: bool = False) -> list[ChatMessage]:
+    """The final prompt of a long chat: the summary of its earlier messages, then its latest messages as written."""
+    system = (YOU_ARE_THE_READER if to_reader else "") + LATEST_SYSTEM
+    return [ChatMessage("system", system),
+            ChatMessage("user", f"{header}\nEarlier in this chat (summary): {neutralise(earlier) or '(nothing)'}\n"
+                                f"The latest messages:\n{fence(lines)}\nSummarize, latest first.")]
+
+
 def combine_messages(header: str, partials: list[str]) -> list[ChatMessage]:
     body = "\n".join(f"Part {i}: {p}" for i, p in enumerate(partials, start=1))
     return [ChatMessage("system", COMBINE_SYSTEM),
