@@ -76,6 +76,8 @@ def eval_summaries_cmd(
                                                 "their name, the wearer as 'You')")] = True,
     check: Annotated[bool, typer.Option(help="the meaning check: drop sentences whose contrast (negation "
                                              "flipped, people swapped) the model prefers")] = True,
+    acts: Annotated[bool, typer.Option(help="drop sentences giving a person an act (asking you, offering, "
+                                            "refusing) that none of their messages backs")] = True,
     verbatim_words: Annotated[int, typer.Option(help="a message of at most this many words is its own "
                                                      "notification (0: always the model's line)")] = VERBATIM_WORDS,
     adapters: AdaptersOpt = True,
@@ -95,13 +97,13 @@ def eval_summaries_cmd(
     if part not in ("tune", "untouched", "all"):
         raise typer.BadParameter(f"{part!r}: one of tune, untouched, all", param_hint="--part")
     if meaning is not None:
-        _eval_meaning(meaning, part, model, threads, n_ctx, adapters, guard, reported, check, verbatim_words,
+        _eval_meaning(meaning, part, model, threads, n_ctx, adapters, guard, reported, check, acts, verbatim_words,
                       out if data is None else None, as_json)
     if data is None:
         return
     with clear_errors(), needs("eval"):
         assistant = open_assistant(model, threads, n_ctx, adapters)
-        assistant.guard, assistant.reported = guard, reported
+        assistant.guard, assistant.reported, assistant.check_acts = guard, reported, acts
         if not check:
             assistant.meaning = None
         adapter = assistant.adapters.get(Task.CATCH_UP)
@@ -138,7 +140,7 @@ def eval_summaries_cmd(
 
 
 def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None, n_ctx: int | None, adapters: bool,
-                  guard: bool, reported: bool, check: bool, verbatim_words: int, out: Path | None,
+                  guard: bool, reported: bool, check: bool, acts: bool, verbatim_words: int, out: Path | None,
                   as_json: bool) -> None:
     from lab.machine import machine_info
     from lab.meaning import eval_meaning, to_json
@@ -146,6 +148,7 @@ def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None,
     with clear_errors():
         assistant = open_assistant(model, threads, n_ctx, adapters)
         assistant.guard, assistant.reported, assistant.verbatim_words = guard, reported, verbatim_words
+        assistant.check_acts = acts
         if not check:
             assistant.meaning = None
         with progress() as bar:
@@ -154,7 +157,7 @@ def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = to_json(result, with_samples=False)
     write_result(out, to_json(result) | {"data": str(path), "guard": guard, "reported": reported, "check": check,
-                                         "verbatim_words": verbatim_words, "machine": machine_info()})
+                                         "acts": acts, "verbatim_words": verbatim_words, "machine": machine_info()})
     if as_json:
         print_json(summary)
         return

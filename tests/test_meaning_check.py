@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from device.assistant import meaning_check as mc
+from device.assistant import speech_acts
 from device.assistant.core import Assistant
 from device.assistant.reported import as_sender, as_wearer
 from device.messages.inbox import Message, Thread
@@ -119,3 +122,30 @@ def test_a_person_getting_in_touch_with_themselves_gets_in_touch_with_the_reader
     assert mc.to_the_reader("Milo says he will pay Milo back on Friday.", people) == \
         "Milo says he will pay you back on Friday."
     assert mc.to_the_reader("Ana will call Ben tonight.", people) == "Ana will call Ben tonight."
+
+
+SAID = {"Nadia": ["Hey, can I borrow your drill this weekend? Putting up shelves", "I'll bring it back Sunday"],
+        "Greta": ["Driving to IKEA Saturday, want me to pick up anything?"],
+        "Mum": ["Could you bring a dessert? Nothing with nuts"],
+        "Pau": ["Should know by Thursday"]}
+
+
+@pytest.mark.parametrize("sentence, unbacked", [
+    ("Greta asks you to pick up something from IKEA on Saturday.", [("request", "Greta")]),  # an offer
+    ("Greta offers to pick up anything from IKEA.", []),
+    ("Mum asks you to bring a dessert without nuts.", []),
+    ("Nadia asks if she can borrow your drill; she'll bring it back Sunday.", []),
+    ("Pau can't make it on Saturday.", [("negation", "Pau")]),
+    ("If Pau can't make it, Lotte will play.", []),  # a condition, not a claim
+    ("Mum's cake is not ready.", []),  # not Mum doing anything
+    ("Greta says Mum will bring a dessert.", []),  # Mum's verb, not Greta's
+])
+def test_an_act_is_backed_only_by_the_persons_own_messages(sentence, unbacked):
+    assert [(u.act, u.person) for u in speech_acts.unbacked_acts(sentence, SAID)] == unbacked
+
+
+def test_a_summary_sentence_with_an_unbacked_request_is_dropped_before_any_scoring():
+    engine = FakeEngine(["Greta asks you to pick up something from IKEA. Greta is driving on Saturday."])
+    thread = _thread(("Greta", "Driving to IKEA Saturday, want me to pick up anything?"))
+    result = Assistant(engine, guard=False, check_meaning=False).catch_up(thread)
+    assert result.text == "Greta is driving on Saturday." and result.guard == "meaning"

@@ -17,6 +17,7 @@ from device.assistant.faithfulness import unsupported
 from device.assistant.kvcache import ThreadKVCache
 from device.assistant.meaning_check import MeaningCheck, SentenceCheck, sentences, to_the_reader
 from device.assistant.prefix_store import PrefixStore
+from device.assistant.speech_acts import unbacked_acts
 from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
 from device.messages.inbox import Message, Thread
 from device.privacy import hostile
@@ -135,9 +136,10 @@ class Assistant:
     def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
                  kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[Task, str] | None = None,
                  prefix_store: PrefixStore | None = None, reported: bool = True, check_meaning: bool = True,
-                 verbatim_words: int = VERBATIM_WORDS):
+                 check_acts: bool = True, verbatim_words: int = VERBATIM_WORDS):
         self.engine = engine
         self.meaning = MeaningCheck(engine) if check_meaning else None  # drops sentences that turn the chat round
+        self.check_acts = check_acts  # drops sentences giving a person an act their messages do not back
         self.verbatim_words = verbatim_words  # a message this short is its own notification (0: always the model's)
         self.reported = reported  # summaries and notifications read English messages in reported form
         self.prefix_store = prefix_store  # system prompts' KV states on disk, for the next process
@@ -227,6 +229,10 @@ class Assistant:
         text = to_the_reader(clean_line(gen.text), [message.sender]) or quoted
         result = Result(Task.NOTIFY, text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
                         gen.completion_tokens, flags=flags)
+        said = {message.sender: [message.text]}
+        if self.check_acts and result.text != quoted and \
+                (dropped := [s for s in sentences(result.text) if unbacked_acts(s, said)]):
+            result.text, result.guard, result.unsupported = quoted, "meaning", dropped
         if self.meaning is not None and result.text != quoted:
             clock = Stopwatch()
             empty = Message(message.thread, message.sender, "", message.ts)
@@ -256,7 +262,7 @@ class Assistant:
         lines = self._summary_lines(todo, thread.participants) if to_reader else [prompts.message_line(m) for m in todo]
         result = self.summarize_lines(header, lines, cache_key=thread.name, to_reader=to_reader)
         result.text = to_the_reader(result.text, thread.participants)
-        if self.meaning is not None and result.check_prompts is not None:
+        if (self.meaning is not None or self.check_acts) and result.check_prompts is not None:
             result = self._check_meaning(result, *result.check_prompts,
                                          thread.participants + (["you"] if to_reader else []), todo)
         if self.guard:
@@ -266,12 +272,21 @@ class Assistant:
 
     def _check_meaning(self, result: Result, prompt: list[ChatMessage], prior: list[ChatMessage], people: list[str],
                        messages: list[Message]) -> Result:
-        """Drop each sentence the model, reading the chat, would rather write with its negation flipped or its
-        people swapped (`meaning_check`); a summary left with nothing falls back to quoting the key messages."""
+        """Drop each sentence that gives a person an act none of their messages backs (`speech_acts`: "X asks you
+        to …" with no request from X), then each the model, reading the chat, would rather write with its negation
+        flipped or its people swapped (`meaning_check`); a summary left with nothing quotes the key messages."""
         clock = Stopwatch()
+        said: dict[str, list[str]] = {}
+        for m in messages:
+            if not m.from_wearer:
+                said.setdefault(m.sender, []).append(m.text)
         kept, dropped = [], []
-        for verdict in self._meaning_verdicts(result.text, prompt, prior, people):
-            (dropped if verdict.flagged else kept).append(verdict.sentence)
+        for sentence in sentences(result.text):
+            (dropped if self.check_acts and unbacked_acts(sentence, said) else kept).append(sentence)
+        if self.meaning is not None and kept:
+            verdicts = self._meaning_verdicts(" ".join(kept), prompt, prior, people)
+            kept = [v.sentence for v in verdicts if not v.flagged]
+            dropped += [v.sentence for v in verdicts if v.flagged]
         if dropped:
             result.unsupported += dropped
             result.text = " ".join(kept) if kept else extractive_summary(messages)
