@@ -78,6 +78,7 @@ def eval_summaries_cmd(
                                              "flipped, people swapped) the model prefers")] = True,
     acts: Annotated[bool, typer.Option(help="drop sentences giving a person an act (asking you, offering, "
                                             "refusing) that none of their messages backs")] = True,
+    examples: Annotated[bool, typer.Option(help="worked examples in the summary prompt")] = True,
     verbatim_words: Annotated[int, typer.Option(help="a message of at most this many words is its own "
                                                      "notification (0: always the model's line)")] = VERBATIM_WORDS,
     adapters: AdaptersOpt = True,
@@ -97,13 +98,15 @@ def eval_summaries_cmd(
     if part not in ("tune", "untouched", "all"):
         raise typer.BadParameter(f"{part!r}: one of tune, untouched, all", param_hint="--part")
     if meaning is not None:
-        _eval_meaning(meaning, part, model, threads, n_ctx, adapters, guard, reported, check, acts, verbatim_words,
+        _eval_meaning(meaning, part, model, threads, n_ctx, adapters, guard, reported, check, acts, examples,
+                      verbatim_words,
                       out if data is None else None, as_json)
     if data is None:
         return
     with clear_errors(), needs("eval"):
         assistant = open_assistant(model, threads, n_ctx, adapters)
         assistant.guard, assistant.reported, assistant.check_acts = guard, reported, acts
+        assistant.summary_examples = examples
         if not check:
             assistant.meaning = None
         adapter = assistant.adapters.get(Task.CATCH_UP)
@@ -140,15 +143,15 @@ def eval_summaries_cmd(
 
 
 def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None, n_ctx: int | None, adapters: bool,
-                  guard: bool, reported: bool, check: bool, acts: bool, verbatim_words: int, out: Path | None,
-                  as_json: bool) -> None:
+                  guard: bool, reported: bool, check: bool, acts: bool, examples: bool, verbatim_words: int,
+                  out: Path | None, as_json: bool) -> None:
     from lab.machine import machine_info
     from lab.meaning import eval_meaning, to_json
 
     with clear_errors():
         assistant = open_assistant(model, threads, n_ctx, adapters)
         assistant.guard, assistant.reported, assistant.verbatim_words = guard, reported, verbatim_words
-        assistant.check_acts = acts
+        assistant.check_acts, assistant.summary_examples = acts, examples
         if not check:
             assistant.meaning = None
         with progress() as bar:
@@ -157,7 +160,8 @@ def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = to_json(result, with_samples=False)
     write_result(out, to_json(result) | {"data": str(path), "guard": guard, "reported": reported, "check": check,
-                                         "acts": acts, "verbatim_words": verbatim_words, "machine": machine_info()})
+                                         "acts": acts, "examples": examples, "verbatim_words": verbatim_words,
+                                         "machine": machine_info()})
     if as_json:
         print_json(summary)
         return

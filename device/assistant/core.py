@@ -136,9 +136,10 @@ class Assistant:
     def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
                  kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[Task, str] | None = None,
                  prefix_store: PrefixStore | None = None, reported: bool = True, check_meaning: bool = True,
-                 check_acts: bool = True, verbatim_words: int = VERBATIM_WORDS):
+                 check_acts: bool = True, verbatim_words: int = VERBATIM_WORDS, summary_examples: bool = True):
         self.engine = engine
         self.meaning = MeaningCheck(engine) if check_meaning else None  # drops sentences that turn the chat round
+        self.summary_examples = summary_examples  # worked examples in the reader's summary prompt
         self.check_acts = check_acts  # drops sentences giving a person an act their messages do not back
         self.verbatim_words = verbatim_words  # a message this short is its own notification (0: always the model's)
         self.reported = reported  # summaries and notifications read English messages in reported form
@@ -329,7 +330,8 @@ class Assistant:
     def _summary_prompt(self, to_reader: bool) -> Callable[[str, list[str]], list[ChatMessage]]:
         """The summary prompt's builder; its worked examples only where they take at most a quarter of the context
         (a small context is left for the chat)."""
-        examples = self.engine.count_tokens(prompts.SUMMARY_EXAMPLES) <= self.engine.n_ctx // 4
+        examples = self.summary_examples and \
+            self.engine.count_tokens(prompts.SUMMARY_EXAMPLES) <= self.engine.n_ctx // 4
         return lambda header, lines: prompts.summary_messages(header, lines, to_reader, examples)
 
     def summarize_lines(self, header: str, lines: list[str], cache_key: str | None = None,
