@@ -230,6 +230,45 @@ def replies_table() -> str:
     return "\n".join(out)
 
 
+def _meaning_runs() -> list[tuple[str, dict]]:
+    """(label, result) of each meaning-set run: `results/meaning/<label>.json`, in the order of their labels."""
+    return [(p.stem, _load(p)) for p in sorted((HERE / "meaning").glob("*.json")) if not p.stem.startswith("factcc")]
+
+
+def meaning_table() -> str:
+    runs = _meaning_runs()
+    if not runs:
+        return "(no reference run yet)"
+    out = ["| run | model | part | n | summaries misread | notifications misread | of which shown as written | "
+           "summaries missing the point | summary p50 (s) | notification p50 (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, r in runs:
+        out.append(f"| {label} | {r['model']} | {r['part']} | {r['n']} | {_pct(r['summary_error_rate'], 1)} | "
+                   f"{_pct(r['notification_error_rate'], 1)} | {_pct(r.get('notification_verbatim_rate', 0.0))} | "
+                   f"{_pct(r['summary_miss_rate'], 1)} | {r['summary_p50_s']:.2f} | {r['notification_p50_s']:.2f} |")
+    out += ["", "Command per row: in each file's `command` (`results/meaning/<run>.json`, every shown text and "
+                "what was judged wrong in it); the `before` rows ran the pipeline of commit 7390fcd."]
+    return "\n".join(out)
+
+
+def factcc_table() -> str:
+    rows = [_load(p) for p in sorted((HERE / "meaning").glob("factcc-*.json"))]
+    if not rows:
+        return "(no reference run yet)"
+    out = ["| split | model | planted (n) | references (n) | margin (nats) | prior weight | caught | false alarms | "
+           "caught: negation | caught: participants | caught: roles | p50 (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        k = r["catch_by_kind"]
+        out.append(f"| {r['split']} | {r['model']} | {r['n_planted']} | {r['n_clean']} | {r['margin']:g} | "
+                   f"{r['prior_weight']:g} | {_pct(r['catch_rate'], 1)} | {_pct(r['false_alarm_rate'], 1)} | "
+                   f"{_pct(k.get('negation', 0))} | {_pct(k.get('participants', 0))} | {_pct(k.get('roles', 0))} | "
+                   f"{r['p50_s']:.2f} |")
+    out += ["", f"Command per row: `{rows[-1]['command']}` (split and settings varied); per-row deltas (no "
+                "DialogSum text) in `results/meaning/factcc-*.json`."]
+    return "\n".join(out)
+
+
 def _chance_mrr(k: int) -> float:
     return sum(1 / i for i in range(1, k + 1)) / k
 
@@ -858,7 +897,8 @@ def _anchor(title: str) -> str:
 BLOCKS: dict[str, Callable[[], str]] = {
     "catalog": catalog_table, "glance": glance_table, "default-model": default_model_note,
     "quality": quality_table, "faithfulness": faithfulness_table, "adapters": adapters_table,
-    "adapters-note": adapters_note, "replies": replies_table, "demo": demo_table, "gallery": gallery,
+    "adapters-note": adapters_note, "replies": replies_table,
+    "meaning": meaning_table, "factcc": factcc_table, "demo": demo_table, "gallery": gallery,
     "pii": pii_table, "bench": bench_table, "bench-baselines": bench_baselines_table, "quantize": quantize_table,
     "ask": ask_table, "ask-bench": ask_bench_lines, "ask-verifier": ask_verifier_table, "ask-hedged": ask_hedged_table,
     "commands": commands_table, "federated": federated_table, "fl-drafts": fl_drafts_note, "cli": cli_reference,

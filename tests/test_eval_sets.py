@@ -53,3 +53,21 @@ def test_a_malformed_set_line_is_reported_with_its_file_and_line(tmp_path):
     bad.write_text('\n\nnot json\n')
     with pytest.raises(FeedError, match=rf"{bad}:3: not JSON"):
         read_meaning(bad)
+
+
+def test_the_act_check_flags_no_correct_summary_written_for_the_tune_part():
+    """A check that dropped correct sentences would trade misreadings for missing points: on the summaries written
+    as correct for the meaning set's tune part it must flag nothing (the untouched part is not read here)."""
+    from device.assistant.meaning_check import sentences
+    from device.assistant.speech_acts import unbacked_acts
+
+    rows = [json.loads(line) for line in (FIXTURES / "meaning" / "chats.jsonl").read_text().splitlines()
+            if line.strip()]
+    flagged = []
+    for row in (r for r in rows if r["part"] == "tune"):
+        said: dict[str, list[str]] = {}
+        for m in row["messages"]:
+            if m["sender"].lower() != "me":
+                said.setdefault(m["sender"], []).append(m["text"])
+        flagged += [(row["id"], s) for s in sentences(row["example_good"]) if unbacked_acts(s, said)]
+    assert flagged == []
