@@ -103,7 +103,7 @@ def score(assistant: Assistant, item: Planted) -> dict:
     scored = checker.deltas(prefix, prior, [item.planted, *meaning_check.sentences(item.reference)], item.people)
     rows = [{"kinds": [c.kind for c in options], "with": [round(x, 3) for x in d], "without": [round(x, 3) for x in p]}
             for options, d, p in scored]
-    return {"planted": rows[0], "clean": rows[1:]}
+    return {"planted_scores": rows[0], "clean_scores": rows[1:]}
 
 
 def gap(row: dict, weight: float) -> float:
@@ -125,8 +125,8 @@ def evaluate(assistant: Assistant, items: list[Planted], split: Split, margin: f
 
 
 def summarize(model: str, split: str, samples: list[dict], margin: float, weight: float, p50_s: float) -> CheckResult:
-    planted = [gap(s["planted"], weight) > margin for s in samples]
-    clean = [max((gap(r, weight) for r in s["clean"]), default=float("-inf")) > margin for s in samples]
+    planted = [gap(s["planted_scores"], weight) > margin for s in samples]
+    clean = [max((gap(r, weight) for r in s["clean_scores"]), default=float("-inf")) > margin for s in samples]
     caught = Counter(s["kind"] for s, hit in zip(samples, planted, strict=True) if hit)
     n = Counter(s["kind"] for s in samples)
     return CheckResult(

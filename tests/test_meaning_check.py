@@ -112,7 +112,12 @@ def test_what_the_model_prefers_with_no_chat_is_taken_off():
     text = "Dad asks you to pick up a cake."
     engine = FakeEngine([text], continuations=biased)
     thread = _thread(("Dad", "Could you pick up a cake from Schulz?"))
-    assert Assistant(engine, guard=False).catch_up(thread).text == text
+    assistant = Assistant(engine, guard=False)
+    assistant.meaning = mc.MeaningCheck(engine, margin=0.0, prior_weight=1.0)
+    assert assistant.catch_up(thread).text == text
+    plain = Assistant(FakeEngine([text], continuations=biased), guard=False)
+    plain.meaning = mc.MeaningCheck(plain.engine, margin=0.0, prior_weight=0.0)
+    assert plain.catch_up(thread).guard == "extractive"  # without the prior, the contrast wins
 
 
 def test_a_person_getting_in_touch_with_themselves_gets_in_touch_with_the_reader():
