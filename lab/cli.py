@@ -18,6 +18,7 @@ from rich.table import Table
 
 from device import catalog
 from device.assistant.core import VERBATIM_WORDS
+from device.assistant.meaning_check import MeaningCheck
 from device.cli.ask import KOpt, MinConfidenceOpt, ShowOpt, ask_config, open_verifier
 from device.cli.common import (
     AdaptersOpt,
@@ -74,8 +75,8 @@ def eval_summaries_cmd(
     guard: Annotated[bool, typer.Option(help="the faithfulness guard (measure with it on and off)")] = True,
     reported: Annotated[bool, typer.Option(help="English messages read in reported form (the sender's 'I' as "
                                                 "their name, the wearer as 'You')")] = True,
-    check: Annotated[bool, typer.Option(help="the meaning check: drop sentences whose contrast (negation "
-                                             "flipped, people swapped) the model prefers")] = True,
+    check: Annotated[bool, typer.Option(help="the contrast check (off on the glasses): drop sentences whose "
+                                             "contrast (negation flipped, people swapped) the model prefers")] = False,
     acts: Annotated[bool, typer.Option(help="drop sentences giving a person an act (asking you, offering, "
                                             "refusing) that none of their messages backs")] = True,
     examples: Annotated[bool, typer.Option(help="worked examples in the summary prompt")] = True,
@@ -107,8 +108,7 @@ def eval_summaries_cmd(
         assistant = open_assistant(model, threads, n_ctx, adapters)
         assistant.guard, assistant.reported, assistant.check_acts = guard, reported, acts
         assistant.summary_examples = examples
-        if not check:
-            assistant.meaning = None
+        assistant.meaning = MeaningCheck(assistant.engine) if check else None
         adapter = assistant.adapters.get(Task.CATCH_UP)
         with progress() as bar:
             task = bar.add_task(f"summarizing with {assistant.engine.name}", total=n)
@@ -152,8 +152,7 @@ def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None,
         assistant = open_assistant(model, threads, n_ctx, adapters)
         assistant.guard, assistant.reported, assistant.verbatim_words = guard, reported, verbatim_words
         assistant.check_acts, assistant.summary_examples = acts, examples
-        if not check:
-            assistant.meaning = None
+        assistant.meaning = MeaningCheck(assistant.engine) if check else None
         with progress() as bar:
             task = bar.add_task(f"summarizing the {part} part with {assistant.engine.name}", total=None)
             result = eval_meaning(assistant, path, part,  # type: ignore[arg-type]

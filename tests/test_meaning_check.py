@@ -66,7 +66,7 @@ def test_a_sentence_whose_contrast_the_model_prefers_is_not_shown():
     wrong = "Mum asks Dad to pick up a cake."
     engine = FakeEngine([f"Dad asks you to pick up a cake. {wrong}"], continuations=_prefer(wrong))
     thread = _thread(("Dad", "Could you pick up a cake from Schulz?"), ("Mum", "Thanks!"))
-    result = Assistant(engine, guard=False).catch_up(thread)
+    result = Assistant(engine, guard=False, check_meaning=True).catch_up(thread)
     assert result.text == "Dad asks you to pick up a cake."
     assert result.guard == "meaning" and result.unsupported == [wrong]
     calls = engine.called("continuation_logprobs")  # each sentence read after the chat (no prior by default)
@@ -77,7 +77,7 @@ def test_when_every_sentence_is_dropped_the_key_messages_are_quoted():
     wrong = "Mum asks Dad to pick up a cake."
     engine = FakeEngine([wrong], continuations=_prefer(wrong))
     thread = _thread(("Dad", "Could you pick up a cake from Schulz?"), ("Mum", "Thanks!"))
-    result = Assistant(engine, guard=False).catch_up(thread)
+    result = Assistant(engine, guard=False, check_meaning=True).catch_up(thread)
     assert result.guard == "extractive"
     assert "Dad: Could you pick up a cake from Schulz?" in result.text
 
@@ -86,7 +86,7 @@ def test_a_sentence_the_model_prefers_to_its_contrasts_is_kept_and_the_check_can
     text = "Dad asks you to pick up a cake."
     engine = FakeEngine([text], continuations=lambda prompt, conts: [-10.0] + [-15.0] * (len(conts) - 1))
     thread = _thread(("Dad", "Could you pick up a cake from Schulz?"))
-    result = Assistant(engine, guard=False).catch_up(thread)
+    result = Assistant(engine, guard=False, check_meaning=True).catch_up(thread)
     assert result.text == text and not result.guard
     unchecked = FakeEngine([text])
     assert Assistant(unchecked, guard=False, check_meaning=False).catch_up(thread).text == text
