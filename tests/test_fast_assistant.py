@@ -302,3 +302,17 @@ def test_the_fake_says_which_call_it_was_not_scripted_for():
     engine = FakeEngine(["Marco and Dave booked Luigi's for Friday at 9pm."])  # no rewrite scripted
     with pytest.raises(ScriptExhausted, match=r"FakeEngine.generate call #2, but the script has 1 scripted"):
         Assistant(engine, check_meaning=False).catch_up(dinner())
+
+
+def test_a_long_chat_that_fits_one_prompt_is_still_read_latest_first():
+    from device.assistant.core import LONG_CHAT_LINES, RECENT_LINES
+
+    engine = FakeEngine(chunked_model(), n_ctx=8192)
+    thread = group_threads(trip(LONG_CHAT_LINES + 10))["Trip"]
+    result = Assistant(engine, check_meaning=False).catch_up(thread)
+    (earlier,) = [c for c in engine.generations if system_of(c) in SUMMARY_SYSTEMS]
+    final = engine.generations[-1]
+    assert system_of(final) == LATEST_SYSTEM and len(fenced(final)) == RECENT_LINES
+    assert len(fenced(earlier)) == LONG_CHAT_LINES + 10 - RECENT_LINES
+    assert "Earlier in this chat (summary): Priya brings items to the cabin." in user_of(final)
+    assert result.text == "Lena brings the last items on Saturday." and result.chunks == 2

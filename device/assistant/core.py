@@ -31,6 +31,10 @@ POLISH_TOKENS = 80
 REPLY_CONTEXT_MESSAGES = 12  # reply drafts look at the latest messages, not the whole history
 VERBATIM_WORDS = 16  # a message of at most this many words is shown as written: it fits the notification line
 NOTIFY_WORDS = 15  # the notification line the model is asked for
+# A chat longer than this is read latest-first even when it fits one prompt: its last RECENT_LINES messages as
+# written, after a paragraph summarizing the ones before (a long chat's early plans are what a summary gets stale on)
+LONG_CHAT_LINES = 40
+RECENT_LINES = 16
 REPAIR_TRIES = 2  # redrafts of one failing reply before the bank's is shown (each costs a generation)
 
 
@@ -338,16 +342,16 @@ class Assistant:
 
     def summarize_lines(self, header: str, lines: list[str], cache_key: str | None = None,
                         to_reader: bool = False) -> Result:
-        """A summary of `lines`. A chat too long for one prompt is read in two parts: its latest messages as they
-        are, in the final prompt, and the messages before them through partial summaries merged into one paragraph
-        that the final prompt gets as context — so what was decided or asked last is read from the messages
-        themselves and said first, and no chunking can squeeze it out."""
+        """A summary of `lines`. A long chat (too long for one prompt, or over LONG_CHAT_LINES messages) is read in
+        two parts: its latest messages as they are, in the final prompt, and the messages before them through
+        partial summaries merged into one paragraph that the final prompt gets as context — so what was decided or
+        asked last is read from the messages themselves and said first, and no chunking can squeeze it out."""
         clock = Stopwatch()
         prompt = self._summary_prompt(to_reader)
         budget = self._budget(SUMMARY_TOKENS, prompt, header)
         chunks = self._pack(lines, budget)
         params = GenerationParams(max_tokens=SUMMARY_TOKENS, temperature=self.temperature)
-        if len(chunks) == 1:
+        if len(chunks) == 1 and len(lines) <= LONG_CHAT_LINES:
             gen = self._run(prompt(header, chunks[0]), params, thread=cache_key)
             return Result(Task.CATCH_UP, clean_text(gen.text), self.engine.name, gen.ttft_s, gen.total_s,
                           gen.prompt_tokens, gen.completion_tokens, cached_prompt_tokens=gen.cached_prompt_tokens,
@@ -360,7 +364,7 @@ class Assistant:
             return prompts.latest_messages(h, earlier, ls, to_reader)
 
         recent_budget = self._budget(SUMMARY_TOKENS, latest, header)
-        recent, before = self._split_recent(lines, recent_budget)
+        recent, before = self._split_recent(lines, recent_budget, most=RECENT_LINES)
         earlier, prompt_tokens, completion_tokens, passes = self._summarize_earlier(header, before, prompt, budget,
                                                                                     room)
         gen = self._run(latest(header, recent, earlier), params)
@@ -371,13 +375,14 @@ class Assistant:
                       prompt_tokens + gen.prompt_tokens, completion_tokens + gen.completion_tokens,
                       chunks=passes + 1, check_prompts=(latest(header, recent, earlier), prompt(header, [])))
 
-    def _split_recent(self, lines: list[str], budget: int) -> tuple[list[str], list[str]]:
-        """The latest lines that fit `budget` (at least the end of the last one), and the lines before them."""
+    def _split_recent(self, lines: list[str], budget: int, most: int) -> tuple[list[str], list[str]]:
+        """The latest lines (at most `most`) that fit `budget` (at least the end of the last one), and the lines
+        before them."""
         pieces = [piece for line in lines for piece in self._split_line(line, budget)]
         used, cut = 0, len(pieces)
         while cut > 0:
             n = self.engine.count_tokens(pieces[cut - 1]) + 1
-            if used + n > budget and cut < len(pieces):
+            if (used + n > budget or len(pieces) - cut >= most) and cut < len(pieces):
                 break
             used += n
             cut -= 1
