@@ -743,6 +743,23 @@ def glance_table() -> str:
         rows.append((f"Catch-up summaries (DialogSum dev, {adapted[0]['n']} unseen dialogues)",
                      "ROUGE-L without → with the catch-up adapter", "; ".join(parts),
                      "[models](docs/models.md#task-adapters)"))
+    meaning = dict(_meaning_runs())
+    before, after = (next((r for label, r in meaning.items() if label.startswith(f"untouched-{i}")), None)
+                     for i in (1, 2))
+    if before and after:
+        rows.append((f"Meaning of what is shown (meaning set, untouched part, {after['n']} chats, `{after['model']}`)",
+                     "summaries / notifications stating a misreading: before → after",
+                     f"{_pct(before['summary_error_rate'], 1)} → **{_pct(after['summary_error_rate'], 1)}** / "
+                     f"{_pct(before['notification_error_rate'], 1)} → "
+                     f"**{_pct(after['notification_error_rate'], 1)}**",
+                     "[assistant](docs/assistant.md#meaning-who-does-what)"))
+    report = HERE / "meaning" / "factcc-report-qwen2.5-1.5b.json"
+    if report.exists():
+        r = _load(report)
+        rows.append((f"Contrast check on planted errors (DialogSum, {r['n_planted']} + {r['n_clean']})",
+                     "planted errors caught / references as written flagged",
+                     f"{_pct(r['catch_rate'], 1)} / {_pct(r['false_alarm_rate'], 1)}",
+                     "[assistant](docs/assistant.md#the-contrast-check-on-planted-errors)"))
     guards = [_load(p) for p in sorted((HERE / "quality").glob("guard-*.json"))]
     g = {r["guard"]: r for r in guards if r["model"] == "smollm2-135m"}
     if False in g and True in g:
