@@ -53,6 +53,9 @@ class ModelSpec:
     runtime: Runtime = "llama"
     base: str | None = None  # for a built variant: the catalog model it was made from
     made_by: str = ""  # for a built variant: the command that built it
+    # whether the assistant shows this model's own wording of other people's messages (catch-ups, notifications);
+    # a model measured to misstate them is shown the messages themselves instead (docs/assistant.md)
+    paraphrase: bool = True
 
     @property
     def path(self) -> Path:
@@ -89,6 +92,7 @@ def load_catalog(path: Path | None = None) -> dict[str, ModelSpec]:
                 parts=tuple(Part(p["package"], p["version"], p["member"]) for p in entry["parts"]),
                 size=entry.get("size"),
                 note=entry.get("note", ""),
+                paraphrase=bool(entry.get("paraphrase", True)),
             )
         except (KeyError, TypeError) as exc:
             raise CatalogError(f"catalog entry {name!r} in {path} is missing {exc}") from exc

@@ -106,6 +106,7 @@ def eval_summaries_cmd(
         return
     with clear_errors(), needs("eval"):
         assistant = open_assistant(model, threads, n_ctx, adapters)
+        assistant.paraphrase = True  # the model's own summaries are what is measured, shown on the glasses or not
         assistant.guard, assistant.reported, assistant.check_acts = guard, reported, acts
         assistant.summary_examples = examples
         assistant.meaning = MeaningCheck(assistant.engine) if check else None
@@ -150,6 +151,7 @@ def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None,
 
     with clear_errors():
         assistant = open_assistant(model, threads, n_ctx, adapters)
+        assistant.paraphrase = True  # the model's own summaries are what is measured, shown on the glasses or not
         assistant.guard, assistant.reported, assistant.verbatim_words = guard, reported, verbatim_words
         assistant.check_acts, assistant.summary_examples = acts, examples
         assistant.meaning = MeaningCheck(assistant.engine) if check else None

@@ -1,6 +1,9 @@
 """What `make demo` shows as notifications and catch-ups, on the real test model: the sample inbox replayed as the
 glasses meet it, and every shown text read against the misreadings the meaning set records for the sample inbox
-(the six demo errors of issue 25: `inbox-*` in tests/fixtures/meaning/chats.jsonl)."""
+(the six demo errors of issue 25: `inbox-*` in tests/fixtures/meaning/chats.jsonl). The test model is one the
+catalog does not trust to paraphrase (`paraphrase = false`): the glasses show it the messages themselves, and this
+test holds the whole path — catalog, CLI, demo loop — to that. The default model's wording is read in
+docs/gallery.md."""
 
 from __future__ import annotations
 

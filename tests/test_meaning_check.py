@@ -153,3 +153,14 @@ def test_a_summary_sentence_with_an_unbacked_request_is_dropped_before_any_scori
     thread = _thread(("Greta", "Driving to IKEA Saturday, want me to pick up anything?"))
     result = Assistant(engine, guard=False, check_meaning=False).catch_up(thread)
     assert result.text == "Greta is driving on Saturday." and result.guard == "meaning"
+
+
+def test_a_model_not_trusted_to_paraphrase_shows_the_messages_themselves():
+    engine = FakeEngine([])  # any generation would fail: nothing is scripted
+    thread = _thread(("Dad", "Could you pick up a cake from Schulz? It's paid for, just say it's for Weber and "
+                             "bring it on Sunday before lunch please"), ("Mum", "Thanks!"))
+    assistant = Assistant(engine, paraphrase=False)
+    summary, note = assistant.catch_up(thread), assistant.notify(thread.messages[0])
+    assert summary.guard == "quotes" and "Dad: Could you pick up a cake from Schulz?" in summary.text
+    assert note.text.startswith("Dad: Could you pick up a cake") and note.text.endswith(" …")
+    assert not engine.generations

@@ -140,11 +140,13 @@ class Assistant:
     def __init__(self, engine: Engine, temperature: float = 0.2, reuse_prefixes: bool = True,
                  kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[Task, str] | None = None,
                  prefix_store: PrefixStore | None = None, reported: bool = True, check_meaning: bool = False,
-                 check_acts: bool = True, verbatim_words: int = VERBATIM_WORDS, summary_examples: bool = True):
+                 check_acts: bool = True, verbatim_words: int = VERBATIM_WORDS, summary_examples: bool = True,
+                 paraphrase: bool = True):
         self.engine = engine
         # the contrast check (off by default: it costs seconds a summary on 2 cores and caught 72 % of planted
         # errors at 9 % false alarms, docs/assistant.md); the act check below is cheap and always on
         self.meaning = MeaningCheck(engine) if check_meaning else None
+        self.paraphrase = paraphrase  # False: catch-ups and notifications show the messages, never the model's words
         self.summary_examples = summary_examples  # worked examples in the reader's summary prompt
         self.check_acts = check_acts  # drops sentences giving a person an act their messages do not back
         self.verbatim_words = verbatim_words  # a message this short is its own notification (0: always the model's)
@@ -224,8 +226,10 @@ class Assistant:
         paraphrase of a short message can only add a misreading), else the model's line, checked for meaning."""
         flags = message_flags([message])
         words = " ".join(prompts.neutralise(message.text).split()).split(" ")
-        if self.verbatim_words and len(words) <= self.verbatim_words:
-            return Result(Task.NOTIFY, f"{message.sender}: {' '.join(words)}", self.engine.name, 0.0, 0.0,
+        if (self.verbatim_words and len(words) <= self.verbatim_words) or not self.paraphrase:
+            limit = max(self.verbatim_words, NOTIFY_WORDS)
+            text = " ".join(words) if len(words) <= limit else " ".join(words[:limit]) + " …"
+            return Result(Task.NOTIFY, f"{message.sender}: {text}", self.engine.name, 0.0, 0.0,
                           guard="verbatim", flags=flags)
         self._task(Task.NOTIFY)
         params = GenerationParams(max_tokens=NOTIFY_TOKENS, temperature=self.temperature, stop=("\n",))
@@ -264,6 +268,9 @@ class Assistant:
         self._task(Task.CATCH_UP)
         if not todo:
             return Result(Task.CATCH_UP, "No unread messages.", self.engine.name, 0.0, 0.0)
+        if not self.paraphrase:
+            return Result(Task.CATCH_UP, extractive_summary(todo), self.engine.name, 0.0, 0.0, guard="quotes",
+                          flags=message_flags(todo))
         header = prompts.thread_header(thread.name, thread.participants)
         to_reader = self._reads_reported(todo)
         lines = self._summary_lines(todo, thread.participants) if to_reader else [prompts.message_line(m) for m in todo]

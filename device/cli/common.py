@@ -112,7 +112,10 @@ def open_assistant(model: str | None, threads: int | None, n_ctx: int | None, ad
     with err.status(f"loading {name}…"):
         engine = load_engine(name, n_ctx=n_ctx, n_threads=threads)
         tasks = attach(engine, name, adapter_files, registered=adapters)
-    return Assistant(engine, adapters=tasks, prefix_store=PrefixStore(cache_dir() / "prefixes"))
+    spec = catalog.require_model(name)
+    base = catalog.get_model(spec.base) if spec.base else spec
+    return Assistant(engine, adapters=tasks, prefix_store=PrefixStore(cache_dir() / "prefixes"),
+                     paraphrase=base.paraphrase)
 
 
 def feed_or_sample(feed: Path | None) -> list[Message]:
