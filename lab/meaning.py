@@ -57,8 +57,15 @@ def read_set(path: Path) -> list[MeaningCase]:
     return cases
 
 
-def misreadings(text: str, case: MeaningCase, summary: bool) -> list[str]:
-    return [m.kind for m in case.must_not if (summary or m.kind not in SUMMARY_ONLY) and m.pattern.search(text)]
+QUOTED = ("extractive", "quotes")  # guard actions whose summary is the key messages quoted under their senders
+
+
+def misreadings(text: str, case: MeaningCase, summary: bool, quoted: bool = False) -> list[str]:
+    """The misreadings `text` states. A quoted summary is the chat's own words: only what its choice of messages
+    can get wrong (a plan the chat moved away from) is held against it."""
+    return [m.kind for m in case.must_not
+            if (summary or m.kind not in SUMMARY_ONLY) and (not quoted or m.kind in SUMMARY_ONLY)
+            and m.pattern.search(text)]
 
 
 @dataclass
@@ -101,7 +108,7 @@ def eval_meaning(assistant: Assistant, path: Path, part: Part = "tune",
         notify_s.append(time.perf_counter() - start)
         # a message shown as written, under its sender's name, is the chat itself: it cannot misstate it
         verbatim = note.guard == "verbatim"
-        s_err = misreadings(summary.text, case, True)
+        s_err = misreadings(summary.text, case, True, quoted=summary.guard in QUOTED)
         n_err = [] if verbatim else misreadings(note.text, case, False)
         missed = [p.pattern for p in case.must if not p.search(summary.text)]
         kinds.update(s_err + n_err)

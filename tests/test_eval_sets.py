@@ -71,3 +71,12 @@ def test_the_act_check_flags_no_correct_summary_written_for_the_tune_part():
                 said.setdefault(m["sender"], []).append(m["text"])
         flagged += [(row["id"], s) for s in sentences(row["example_good"]) if unbacked_acts(s, said)]
     assert flagged == []
+
+
+def test_a_quoted_summary_is_judged_only_on_its_choice_of_messages():
+    (climb,) = [c for c in read_meaning(FIXTURES / "meaning" / "chats.jsonl") if c.id == "inbox-climb"]
+    quote = "Jonas: Change of plan: Boulderwelt is closed Saturday for a competition 😞 · Priya: Ugh. Sunday then?"
+    assert misreadings(quote, climb, summary=True) == ["invented"]  # the pattern is for paraphrases
+    assert misreadings(quote, climb, summary=True, quoted=True) == []
+    stale = "Priya: Anyone up for bouldering on Saturday? Boulderwelt Ost opens at 10:30"
+    assert misreadings(stale, climb, summary=True, quoted=True) == ["stale_plan"]  # quoting the old plan only
