@@ -101,6 +101,10 @@ def test_a_person_asking_themselves_is_a_person_asking_the_reader():
         "Jamie asked if you were passing the shop."
     assert mc.to_the_reader("Mr Lindqvist offered to give Mr Lindqvist Friday off.", people) == \
         "Mr Lindqvist offered to give you Friday off."
+    assert mc.to_the_reader("She also requests that Ana send her slides by Monday.", ["Ana"]) == \
+        "She also requests that Ana send her slides by Monday."  # no "Ana … Ana": left alone
+    assert mc.to_the_reader("Ana also requests that Ana send her slides by Monday.", ["Ana"]) == \
+        "Ana also requests that you send her slides by Monday."
     for untouched in ("Ana told Ben that Ana is late.", "Sofia sent Sofia's parcel.", "Ben asks Ana to call."):
         assert mc.to_the_reader(untouched, people) == untouched
 

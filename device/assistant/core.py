@@ -29,7 +29,7 @@ NOTIFY_TOKENS = 40
 REPLIES_TOKENS = 160
 POLISH_TOKENS = 80
 REPLY_CONTEXT_MESSAGES = 12  # reply drafts look at the latest messages, not the whole history
-VERBATIM_WORDS = 16  # a message of at most this many words is shown as written: it fits the notification line
+VERBATIM_WORDS = 20  # a message of at most this many words is shown as written: two lines of the glass
 NOTIFY_WORDS = 15  # the notification line the model is asked for
 # A chat longer than this is read latest-first even when it fits one prompt: its last RECENT_LINES messages as
 # written, after a paragraph summarizing the ones before (a long chat's early plans are what a summary gets stale on)

@@ -144,7 +144,8 @@ def contrasts(sentence: str, people: list[str], most: int = MOST_CONTRASTS) -> l
 
 
 _TELLING = (r"(?:asks?|asked|asking|tells?|told|telling|offers?|offered|offering|wants?|wanted|reminds?|reminded|"
-            r"reminding|invites?|invited|inviting|informs?|informed|informing|needs?|needed|lets?|checks? with)")
+            r"reminding|invites?|invited|inviting|informs?|informed|informing|needs?|needed|lets?|checks? with|"
+            r"requests?|requested|requesting)")
 _CONTACT = (r"texts?|texting|calls?|calling|messages?|messaging|emails?|emailing|rings?|ringing|phones?|lets?|"
             r"updates?|remind(?:s|ing)?|tells?|telling|get back to|gets back to|pay(?:s|ing)?|owes?")
 _YOU_AGREE = {"was": "were", "is": "are", "has": "have", "does": "do", "doesn't": "don't", "wasn't": "weren't",
@@ -157,8 +158,8 @@ def to_the_reader(sentence: str, people: list[str]) -> str:
     copies the name the reported form put where the message said "I")."""
     for name in sorted({p for p in people if p and p.lower() != "you"}, key=len, reverse=True):
         n = re.escape(name)
-        pattern = re.compile(rf"(?<![\w#])({n}(?:(?!(?<![\w#]){n}(?![\w#]))[^.?!;]){{0,40}}?\b{_TELLING}\b"
-                             rf"(?:\s+(?:if|whether|to \w+))?\s+)(?<![\w#]){n}(?![\w#'’])")
+        pattern = re.compile(rf"(?<![\w#])({n}(?:(?!(?<![\w#]){n}(?![\w#]))[^.?!;]){{0,80}}?\b{_TELLING}\b"
+                             rf"(?:\s+(?:if|whether|that|to \w+))?\s+)(?<![\w#]){n}(?![\w#'’])")
         sentence = pattern.sub(lambda m: m.group(1) + "you", sentence)
         # "Juno asks you …; she will text Juno by 7": the sentence's subject getting in touch with themselves
         contact = re.compile(rf"(?<![\w#]){n}(?![\w#])(?P<mid>[^.?!]*?\b(?:{_CONTACT}))\s+{n}(?![\w#'’])")
