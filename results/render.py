@@ -747,12 +747,17 @@ def glance_table() -> str:
     before, after = (next((r for label, r in meaning.items() if label.startswith(f"untouched-{i}")), None)
                      for i in (1, 2))
     if before and after:
+        value = (f"{_pct(before['summary_error_rate'], 1)} → **{_pct(after['summary_error_rate'], 1)}** / "
+                 f"{_pct(before['notification_error_rate'], 1)} → **{_pct(after['notification_error_rate'], 1)}**")
+        pb, pa = before.get("person_reading"), after.get("person_reading")
+        if pb and pa:
+            value += (f"; read by a person: {len(pb['summaries_misread'])}/{pb['summaries_judged']} → "
+                      f"**{len(pa['summaries_misread'])}/{pa['summaries_judged']}** / "
+                      f"{len(pb['notifications_misread'])}/{pb['notifications_judged']} → "
+                      f"**{len(pa['notifications_misread'])}/{pa['notifications_judged']}**")
         rows.append((f"Meaning of what is shown (meaning set, untouched part, {after['n']} chats, `{after['model']}`)",
-                     "summaries / notifications stating a misreading: before → after",
-                     f"{_pct(before['summary_error_rate'], 1)} → **{_pct(after['summary_error_rate'], 1)}** / "
-                     f"{_pct(before['notification_error_rate'], 1)} → "
-                     f"**{_pct(after['notification_error_rate'], 1)}**",
-                     "[assistant](docs/assistant.md#meaning-who-does-what)"))
+                     "summaries / notifications stating a misreading (the set's patterns): before → after",
+                     value, "[assistant](docs/assistant.md#meaning-who-does-what)"))
     report = HERE / "meaning" / "factcc-report-qwen2.5-1.5b.json"
     if report.exists():
         r = _load(report)
