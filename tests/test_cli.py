@@ -28,7 +28,10 @@ def test_summarize_json_has_summary_three_replies_model_timings(dinner_feed, mod
     assert len(out["replies"]) == 3 and all(r.strip() for r in out["replies"])
     assert len({r.strip().lower() for r in out["replies"]}) == 3
     assert out["model"] == "smollm2-135m"
-    assert 0 < out["timings"]["ttft_s"] <= out["timings"]["total_s"]
+    # the test model is not trusted to paraphrase (catalog): its catch-up quotes the key messages, at no model time
+    assert out["tasks"]["summary"]["guard"]["action"] == "quotes" and "Marco:" in out["summary"]
+    assert out["timings"]["ttft_s"] == 0 < out["timings"]["total_s"]  # total: the summary and the three drafts
+    assert 0 < out["tasks"]["replies"]["timings"]["ttft_s"] <= out["tasks"]["replies"]["timings"]["total_s"]
 
 
 def test_reply_with_dictation(dinner_feed, model_spec):
