@@ -62,6 +62,13 @@ def _exclude(adapter: str | None) -> set[str]:
     return load_adapters()[adapter].training_ids() if adapter else set()
 
 
+def _print_metrics(title: str, summary: dict) -> None:
+    table = Table("metric", "value", title=title)
+    for k, v in summary.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
 @eval_app.command("summaries")
 def eval_summaries_cmd(
     data: Annotated[Path | None, typer.Option(help="DialogSum-format JSONL (dialogue + summary fields): ROUGE, "
@@ -166,10 +173,7 @@ def _eval_meaning(path: Path, part: str, model: str | None, threads: int | None,
     if as_json:
         print_json(summary)
         return
-    table = Table("metric", "value", title=f"meaning on {path} ({part}, {result.model}, n={result.n})")
-    for k, v in summary.items():
-        table.add_row(k, str(v))
-    console.print(table)
+    _print_metrics(f"meaning on {path} ({part}, {result.model}, n={result.n})", summary)
     console.print("[bold]The cases to read first[/] (misreadings shown, then points missed):")
     for s in result.worst():
         console.print(f"- {s['id']} {s['summary_errors'] + s['notification_errors']} missed {len(s['missed'])}\n"
@@ -217,10 +221,7 @@ def eval_factcc_cmd(
     if as_json:
         print_json(summary)
         return
-    table = Table("metric", "value", title=f"meaning check on planted errors ({split}, {result.model})")
-    for k, v in summary.items():
-        table.add_row(k, str(v))
-    console.print(table)
+    _print_metrics(f"meaning check on planted errors ({split}, {result.model})", summary)
 
 
 @eval_app.command("replies")
