@@ -12,7 +12,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 import typer
 
-from device.cli import ask, chat, glasses, models, privacy
+from device.cli import ask, chat, chats, connect, glasses, imports, models, privacy
 from device.cli.common import fail
 
 app = typer.Typer(help="glassmate: an on-device messaging assistant for smart glasses.", no_args_is_help=True,
@@ -20,6 +20,9 @@ app = typer.Typer(help="glassmate: an on-device messaging assistant for smart gl
 app.add_typer(models.app, name="models")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(ask.index_app, name="index")
+app.add_typer(chats.app, name="chats")
+app.add_typer(connect.app, name="connect")
+app.add_typer(imports.app, name="import")  # `import` is a Python keyword: the module is imports
 for command in (chat.summarize, chat.reply, chat.demo, glasses.hud, ask.ask):
     app.command()(command)
 

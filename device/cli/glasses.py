@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 
 from device import catalog
-from device.assistant.core import Assistant
+from device.assistant.core import Assistant, AssistantError
 from device.catalog import CatalogError
 from device.cli.common import (
     AdaptersOpt,
@@ -25,6 +26,7 @@ from device.cli.common import (
     open_assistant,
 )
 from device.engines import EngineError
+from device.messages.delivery import DeliveryPolicy
 from device.messages.store import MessageStore
 from device.paths import state_dir
 from device.privacy import open_gate
@@ -61,6 +63,8 @@ def hud(
                                                          "this machine by (Host header), e.g. a LAN address")] = None,
     dev_feed: Annotated[bool, typer.Option("--dev-feed", help="development only: accept messages on POST /feed "
                                                               "(paired clients only)")] = False,
+    matrix: Annotated[bool, typer.Option("--matrix", help="your Matrix chats, live (connect first: glassmate "
+                                         "connect matrix); the wearer's store keeps them across restarts")] = False,
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
 ) -> None:
     """Serve the glasses' display on http://HOST:PORT and replay a feed into it (touchpad: arrows, Enter, Esc;
@@ -90,20 +94,31 @@ def hud(
 
             certificate = load_certificate(state_dir(), hosts)
         security = HudSecurity(secret, tuple(hosts), tls=tls, dev_feed=dev_feed)
-        messages = feed_or_sample(feed)
+        messages = feed_or_sample(feed) if feed is not None or not matrix else []
         nicknames = ContactBook.read_aliases(aliases) if aliases else None
         assistant = open_assistant(model, threads, n_ctx, adapters)
-        store = fresh_store("hud.db", shared=True)
+        if matrix:  # live chats: the wearer's own store, kept across restarts, its chats on the display at once
+            store = MessageStore(state_dir() / "glassmate.db", shared=True)
+            known = {name: store.thread(name) for name in store.thread_names()}
+        else:
+            store, known = fresh_store("hud.db", shared=True), {}
         asker = _hud_asker(assistant, store, threads)
-        session = GlassesSession(assistant, open_gate(store), aliases=nicknames,
+        connector, transport = (_matrix_connector(store) if matrix else (None, None))
+        # what reaches the display: the wearer's settings (`glassmate chats`), and what they say to change them
+        policy_store = store if matrix else MessageStore(state_dir() / "glassmate.db", shared=True)
+        session = GlassesSession(assistant, open_gate(store, transport=transport), known, aliases=nicknames,
                                  complete=llm_completer(assistant) if llm_commands else None,
-                                 on_message=lambda m: store.add([m]), asker=asker)
-        if replay_feed:
+                                 on_message=lambda m: store.add([m]), asker=asker,
+                                 policy=DeliveryPolicy.load(policy_store), save_policy=lambda p: p.save(policy_store))
+        if connector is not None:
+            _wire_matrix(connector, session)
+        if replay_feed and messages:
             start_replay(session, messages, realtime=True, speed=speed)
         if voice:
             _start_voice(session, wake_phrase, input_device, output_device, threads)
         base = f"{'https' if tls else 'http'}://{_display_host(host)}:{port}"
-        console.print(f"[bold]glassmate HUD[/] on {base} — {len(messages)} messages to replay, model "
+        source = f"Matrix ({connector.account.user_id})" if connector else f"{len(messages)} messages to replay"
+        console.print(f"[bold]glassmate HUD[/] on {base} — {source}, model "
                       f"[cyan]{assistant.engine.name}[/]. Sent replies land in {state_dir() / 'outbox'}.",
                       highlight=False)
         if insecure_lan and not tls and not pairing_.is_loopback(host):
@@ -117,6 +132,45 @@ def hud(
         uvicorn.run(create_app(session, security), host=host, port=port, log_level="warning", access_log=False,
                     ssl_certfile=str(certificate.cert) if certificate else None,
                     ssl_keyfile=str(certificate.key) if certificate else None)
+
+
+def _matrix_connector(store: MessageStore):
+    """The Matrix connector and the egress transport that hands it confirmed replies (everything else: the
+    outbox folder, as before)."""
+    from device.connectors.matrix import DESTINATION, MatrixConnector, MatrixError, Outbox
+    from device.privacy.transport import OutboxTransport, RoutingTransport
+
+    pending: queue.Queue = queue.Queue()
+    try:
+        connector = MatrixConnector(store, state_dir(), deliver=lambda batch, notify: pending.put((batch, notify)))
+    except MatrixError as exc:
+        raise fail(str(exc)) from None
+    connector.pending = pending  # type: ignore[attr-defined]  # drained by _wire_matrix's worker
+    return connector, RoutingTransport(OutboxTransport(state_dir() / "outbox"), {DESTINATION: Outbox(connector)})
+
+
+def _wire_matrix(connector, session) -> None:
+    """Arrivals reach the session in a worker of their own (the model's notification is slow; the sync must not
+    wait for it); edits, deletions and the connection state go straight to the display."""
+    from device.connectors.matrix import DESTINATION
+
+    session.reply_destination = lambda thread: DESTINATION if connector.owns(thread) else "phone-bridge"
+    session.source_of = lambda message: "matrix" if connector.owns(message.thread) else "feed"
+    connector.on_state = session.set_connection
+    connector.on_edit = session.replace_message
+    connector.on_delete = session.remove_message
+
+    def work() -> None:
+        while True:
+            batch, notify = connector.pending.get()
+            for i, message in enumerate(batch):  # one card per batch: the last message's
+                try:
+                    session.receive(message, notify=notify and i == len(batch) - 1)
+                except (EngineError, AssistantError) as exc:  # the message is stored; its card could not be made
+                    err.print(f"[yellow]could not notify:[/] {exc}", highlight=False)
+
+    threading.Thread(target=work, name="matrix-arrivals", daemon=True).start()
+    connector.start()
 
 
 def _display_host(host: str) -> str:

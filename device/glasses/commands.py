@@ -12,7 +12,13 @@ Intents and their slots:
   choose_reply(index)      1-based chip
   send() / cancel() / next()
   mute(thread?, minutes?)  no minutes: until unmuted
+  unmute(thread?)          the chat's notifications back ("unmute the climbing crew")
+  priority(thread?, minutes?)  always a card, even in quiet hours ("make Mum a priority", "always tell me about Mum")
+  quiet_hours(start?, end?)    "HH:MM" local times ("quiet hours from 10 pm to 7 am"); none: say what they are
+  quiet_hours_off()        ("turn off quiet hours")
   ask(question)            a question about the messages ("which bus did Tomasz say?"), answered from them
+A name said for unmute/priority that matches no chat is kept as `unknown` (the chat on screen is not meant then).
+The delivery intents (unmute … quiet_hours_off) are placed by the rules only; the LLM fallback is not offered them.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from device.glasses.contacts import ContactBook, Resolution, words
 from device.messages.words import CHIP_ORDINALS, DETERMINERS, FILLERS, GROUP_WORDS, NOT_IN_A_NAME, SPOKEN_NUMBERS
 from device.tasks import Task
 
-INTENTS = ("read", "catch_up", "reply", "choose_reply", "send", "cancel", "next", "mute", "ask")
+INTENTS = ("read", "catch_up", "reply", "choose_reply", "send", "cancel", "next", "mute", "unmute", "priority",
+           "quiet_hours", "quiet_hours_off", "ask")
+# what the LLM fallback may answer: its prompt and worked examples describe these only
+LLM_INTENTS = ("read", "catch_up", "reply", "choose_reply", "send", "cancel", "next", "mute")
 # a question about the messages: placed by the rules only when no command fits; the LLM fallback is not offered it
 # (a small model routes every unclear command to it)
 ASK_PREFIX = re.compile(r"^(?:(?:ask|search|check|look in) my messages(?: for| about)?|in my messages)\s+")
@@ -202,6 +211,30 @@ CATCH_QUESTION = re.compile(
     r"what's new with|what's new in|anything new (?:in|from))\b")
 
 
+# what reaches the glasses: unmute, priority, quiet hours
+DND = r"(?:quiet hours|quiet time|do not disturb|don't disturb|dnd)"
+QUIET_OFF = re.compile(
+    rf"^(?:turn off|switch off|disable|stop|end|cancel|remove|clear|delete|drop|get rid of|no more|no) "
+    rf"(?:the |my |all |any )?{DND}\b|^(?:the |my )?{DND} (?:are |is )?off\b|^turn (?:the |my )?{DND} off\b|"
+    rf"\b(?:don't|do not|no longer) (?:want|need) (?:any )?{DND}\b")
+QUIET_ON = re.compile(rf"\b{DND}\b")
+QUIET_SPAN = re.compile(r"(?P<a>.+?) (?:to|till|til|until|and|through|thru) (?P<b>.+)$")
+QUIET_FROM = re.compile(r"\b(?:from|between|starting at|starting) ")
+CLOCK_WORD = re.compile(r"^(?:\d{1,2}(?:[ap]m)?|midnight|noon|midday|half|quarter)$")
+MERIDIEM = {"am": "am", "a m": "am", "in the morning": "am", "pm": "pm", "p m": "pm", "in the evening": "pm",
+            "at night": "pm", "tonight": "pm", "in the afternoon": "pm"}
+UNMUTE_START = re.compile(
+    r"^(?:unmute|un mute|unsilence|unsnooze|un snooze|stop muting|stop silencing|resume notifications|"
+    r"turn (?:back )?on notifications|turn notifications (?:back )?on)\b(?: (?:for|from))?")
+PRIORITY = re.compile(
+    r"^(?:make|mark|set|put) (?P<a>.+?) (?:as |to |on )?(?:an? |my |top )?(?:priority|important|vip)"
+    r"(?: chat| contact| list)?$|^prioriti[sz]e (?P<b>.+)$|"
+    r"^always (?:tell|notify|alert|show|ping|buzz|interrupt|let) me (?:know )?(?:about |of |for |from |when |"
+    r"(?:messages|texts) from )?(?P<c>.+?)(?: writes| messages| texts| says anything| is writing)?$|"
+    r"^always (?:let|put) (?P<d>.+?) through$")
+ON_SCREEN = frozenset({"this", "that", "it", "them", "here", "one", "this one", "that one"})
+
+
 def _index(text: str) -> int | None:
     m = ORDINAL.search(text)
     if m:
@@ -239,6 +272,8 @@ def _classify(text: str, book: ContactBook) -> Command | None:
         return Command("ask", {"question": text[m.end():]})
     if ASK_ABOUT.match(text):
         return Command("ask", {"question": text})
+    if delivery := _delivery(text, book):
+        return delivery
     if re.match(r"^(?:say|read) (?:that|it) again\b|^repeat\b", text):
         return Command("read")
     if m := re.match(r"^send (?P<name>.+?) an? (?:message|text|note)(?P<text>(?: .+)?)$", text):
@@ -320,11 +355,110 @@ def _mute(text: str, book: ContactBook) -> Command:
     return cmd
 
 
+def _delivery(text: str, book: ContactBook) -> Command | None:
+    """Unmute, priority and quiet hours; placed before mute, cancel and tell, which share their first words
+    ("stop muting", "no more quiet hours", "always tell me about Mum")."""
+    if QUIET_OFF.search(text):
+        return Command("quiet_hours_off")
+    if QUIET_ON.search(text):
+        return _quiet_hours(QUIET_ON.sub(" ", text, count=1))
+    if m := UNMUTE_START.match(text):
+        return _rule_target(Command("unmute"), text[m.end():], book)
+    minutes, rest = parse_duration(text)
+    if m := PRIORITY.match(rest):
+        cmd = _rule_target(Command("priority"), m["a"] or m["b"] or m["c"] or m["d"], book)
+        if minutes:
+            cmd.slots["minutes"] = minutes
+        return cmd
+    return None
+
+
+def _rule_target(cmd: Command, spoken: str, book: ContactBook) -> Command:
+    """The chat a delivery rule is for: resolved, the one on screen ("this"), or a name that matches no chat."""
+    spoken = spoken.strip()
+    if not spoken or spoken in ON_SCREEN:
+        return cmd
+    res = find_contact(book, spoken, threads_only=True)
+    if res is not None:
+        return _with_name(cmd, "thread", res)
+    named = [w for w in words(spoken) if w not in NOT_IN_A_NAME and w not in DETERMINERS and w not in GROUP_WORDS
+             and w not in ON_SCREEN]
+    if named:
+        cmd.slots["unknown"] = " ".join(named)
+    return cmd
+
+
+def _quiet_hours(rest: str) -> Command:
+    """`quiet_hours(start, end)` from "from 10 pm to 7 am", "22 00 to 07 00", "between eleven and six thirty"."""
+    cmd = Command("quiet_hours")
+    toks = rest.split()
+    if start := QUIET_FROM.search(" ".join(toks)):
+        span = " ".join(toks)[start.end():]
+    else:  # "quiet hours 10 pm to 7 am": from the first word of a time
+        first = next((i for i, w in enumerate(toks) if CLOCK_WORD.match(w) or w in SPOKEN_NUMBERS), len(toks))
+        span = " ".join(toks[first:])
+    m = QUIET_SPAN.match(span)
+    if not m:
+        return cmd
+    start, end = _spoken_clock(m["a"], starts=True), _spoken_clock(m["b"], starts=False)
+    if start is not None and end is not None:
+        cmd.slots.update(start=start, end=end)
+    return cmd
+
+
+def _clock_number(toks: list[str], i: int) -> tuple[int | None, int]:
+    """A number at toks[i] ("7", "seven", "twenty two") and the index after it."""
+    if i >= len(toks):
+        return None, i
+    if toks[i].isdigit():
+        return int(toks[i]), i + 1
+    if toks[i] not in SPOKEN_NUMBERS:
+        return None, i
+    value = SPOKEN_NUMBERS[toks[i]]
+    if value >= 20 and i + 1 < len(toks) and SPOKEN_NUMBERS.get(toks[i + 1], 10) < 10:
+        return value + SPOKEN_NUMBERS[toks[i + 1]], i + 2
+    return value, i + 1
+
+
+def _spoken_clock(said: str, starts: bool) -> str | None:
+    """A spoken time of day as "HH:MM". An hour said without am/pm is read as the night's: a start from 5 on is
+    the evening ("from 10" is 22:00, "from 12" midnight), an end is the morning ("to 7" is 07:00)."""
+    text = re.sub(r"\b(\d{1,2})([ap])m\b", r"\1 \2m", said.strip())
+    text = re.sub(r"^(?:at|about|around) ", "", text)
+    if m := re.match(r"^(midnight|noon|midday)\b", text):
+        return "00:00" if m[1] == "midnight" else "12:00"
+    toks = text.split()
+    offset = 0
+    if len(toks) > 2 and toks[0] in ("half", "quarter") and toks[1] in ("past", "to"):
+        offset = (30 if toks[0] == "half" else 15) * (1 if toks[1] == "past" else -1)
+        toks = toks[2:]
+    hour, i = _clock_number(toks, 0)
+    if hour is None:
+        return None
+    minute = 0
+    if not offset:
+        value, j = _clock_number(toks, i)
+        if value is not None and value < 60:
+            minute, i = value, j
+        elif i < len(toks) and toks[i] == "hundred":
+            i += 1
+    tail = " ".join(toks[i:])
+    meridiem = next((v for k, v in MERIDIEM.items() if tail == k or tail.startswith(k + " ")), None)
+    if hour > 23 or (meridiem and not 1 <= hour <= 12):
+        return None
+    if meridiem:
+        hour = hour % 12 + (12 if meridiem == "pm" else 0)
+    elif hour <= 12 and starts:
+        hour = 0 if hour == 12 else hour + 12 if hour >= 5 else hour
+    total = (hour * 60 + minute + offset) % 1440
+    return f"{total // 60:02d}:{total % 60:02d}"
+
+
 # -- the LLM fallback --------------------------------------------------------------------------------------------
 LLM_SCHEMA = {
     "type": "object",
     "properties": {
-        "intent": {"type": "string", "enum": [i for i in INTENTS if i != "ask"]},
+        "intent": {"type": "string", "enum": list(LLM_INTENTS)},
         "name": {"type": "string"},
         "text": {"type": "string"},
         "index": {"type": "integer"},
@@ -374,7 +508,7 @@ def parse_with_llm(utterance: str, book: ContactBook, complete) -> Command:
     except ValueError:
         return Command("none", source="none", utterance=utterance)
     intent = data.get("intent")
-    if intent not in INTENTS:
+    if intent not in LLM_INTENTS:
         return Command("none", source="none", utterance=utterance)
     cmd = Command(intent, source="llm", utterance=utterance)
     said = normalise(utterance)

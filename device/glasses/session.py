@@ -21,7 +21,19 @@ from typing import Any
 
 from device.engines.base import EngineError
 from device.glasses.commands import Command, ContactBook, understand
+from device.messages.delivery import (
+    DEFAULT_SOURCE,
+    Action,
+    Delivery,
+    DeliveryPolicy,
+    HeldSummary,
+    Level,
+    PolicyError,
+    QuietHours,
+    parse_clock,
+)
 from device.messages.inbox import WEARER, Message, Thread
+from device.messages.store import StoreError
 from device.privacy.egress import EgressGate
 
 CHIPS = 3
@@ -43,6 +55,7 @@ class Screen:
     say: str | None = None  # what the speaker says for this change (None: nothing)
     busy: str | None = None  # "summarizing…", "drafting replies…"
     unread: int = 0
+    connection: str | None = None  # a message source's state when it is not simply working: "Matrix: reconnecting…"
     seq: int = 0
 
     def to_json(self) -> dict:
@@ -53,7 +66,9 @@ class GlassesSession:
     def __init__(self, assistant, gate: EgressGate, threads: dict[str, Thread] | None = None,
                  aliases: dict[str, str] | None = None, complete=None,
                  on_message: Callable[[Message], None] | None = None, now: Callable[[], datetime] | None = None,
-                 asker: Callable[[str], Any] | None = None):
+                 asker: Callable[[str], Any] | None = None, policy: DeliveryPolicy | None = None,
+                 source_of: Callable[[Message], str] | None = None,
+                 save_policy: Callable[[DeliveryPolicy], None] | None = None):
         self.assistant = assistant
         self.gate = gate
         self.threads: dict[str, Thread] = threads if threads is not None else {}
@@ -62,12 +77,21 @@ class GlassesSession:
         self.on_message = on_message  # every message in or out (the CLI stores them, encrypted)
         self.now = now or (lambda: datetime.now().astimezone())
         self.asker = asker  # question → device.ask.answer.Asked over the wearer's indexed messages (None: not offered)
-        self.muted: dict[str, datetime | None] = {}
+        # what reaches the display (mute / priority / quiet hours / bursts folded); voice changes are kept through
+        # `save_policy` (the CLI: sealed in the wearer's store)
+        self.policy = policy if policy is not None else DeliveryPolicy()
+        self.delivery = Delivery(self.policy, lambda: self.now())  # follows a clock swapped in later
+        self.source_of = source_of or (lambda message: DEFAULT_SOURCE)
+        self.save_policy = save_policy
+        self._sources: dict[str, str] = {}  # thread -> the source its messages come from
         self.screen = Screen()
         self.sent: list[tuple[str, str]] = []
         self._pending_question: Command | None = None
         self._lock = threading.RLock()
         self._listeners: list[Callable[[Screen], None]] = []
+        # where a confirmed reply to a thread goes (the egress destination): the phone bridge unless a connector
+        # (Matrix) owns the thread
+        self.reply_destination: Callable[[str], str] = lambda thread: "phone-bridge"
 
     # -- observers -------------------------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[Screen], None]) -> None:
@@ -93,24 +117,93 @@ class GlassesSession:
             if self.on_message:
                 self.on_message(message)
             self.book.note_sender(message.sender, message.thread)
-            if message.from_wearer or self._is_muted(message.thread) or not notify:
+            if message.from_wearer or not notify:
                 return self._show()
-            if self.screen.view in ("confirm", "thread") and self.screen.thread:
-                return self._show(toast=f"New message from {message.sender}")  # do not yank the wearer's view
+            source = self._sources[message.thread] = self.source_of(message)
+            # a chat the wearer has seen since its last card (opened, replied to) starts a new card, never folds
+            decision = self.delivery.decide(message, source, caught_up=len(thread.unread) == 1)
+            if decision.action in (Action.SILENT, Action.HOLD):
+                return self._show()
+            s = self.screen
+            if s.view in ("confirm", "thread") and s.thread:
+                # do not yank the wearer's view; a priority chat does interrupt reading another chat, but never a
+                # reply being confirmed (it would be lost)
+                interrupts = decision.level is Level.PRIORITY and s.view == "thread" and \
+                    s.thread["name"] != message.thread
+                if not interrupts:
+                    return self._show(toast=f"New message from {message.sender}")
+            held = self.delivery.take_summary(self._still_unread)
+            card = {"thread": message.thread, "sender": message.sender, "ts": message.ts.isoformat()}
+            if decision.action is Action.FOLD and held is None:  # no model call, no sound: the card's count grows
+                return self._show(view="card", card=card | {"summary": self.delivery.fold_text(message.thread)},
+                                  thread=None, chips=[], confirm=None, dictation=None)
             note = self.assistant.notify(message)
-            card = {"thread": message.thread, "sender": message.sender, "summary": note.text,
-                    "ts": message.ts.isoformat()}
-            return self._show(view="card", card=card, chips=[], confirm=None, dictation=None,
-                              say=f"{message.sender}: {note.text}")
+            self.delivery.card_shown(message.thread, note.text)
+            if held is not None:  # quiet hours are over: what they held comes first, in the same card
+                return self._show(view="card", card=card | {"summary": f"{held.text}; now {message.sender}: "
+                                                                       f"{note.text}"},
+                                  thread=None, chips=[], confirm=None, dictation=None,
+                                  say=f"{held.text}. Now {message.sender}: {note.text}")
+            return self._show(view="card", card=card | {"summary": note.text}, thread=None, chips=[], confirm=None,
+                              dictation=None, say=f"{message.sender}: {note.text}")
 
     def _is_muted(self, thread: str) -> bool:
-        if thread not in self.muted:
-            return False
-        until = self.muted[thread]
-        if until is not None and self.now() >= until:
-            del self.muted[thread]
-            return False
-        return True
+        return self.policy.level(thread, self._source_of_thread(thread), self.now()) is Level.MUTE
+
+    def _source_of_thread(self, name: str) -> str:
+        if name not in self._sources:
+            thread = self.threads.get(name)
+            theirs = [m for m in thread.messages if not m.from_wearer] if thread else []
+            if not theirs:
+                return DEFAULT_SOURCE
+            self._sources[name] = self.source_of(theirs[-1])
+        return self._sources[name]
+
+    def _still_unread(self, message: Message) -> bool:
+        thread = self.threads.get(message.thread)
+        return thread is not None and message in thread.unread
+
+    def _summary_card(self, held: HeldSummary) -> Screen:
+        last = held.latest
+        card = {"thread": last.thread, "sender": last.sender, "summary": held.text, "ts": last.ts.isoformat()}
+        return self._show(view="card", card=card, thread=None, chips=[], confirm=None, say=f"{held.text}.")
+
+    def set_connection(self, state: str | None) -> Screen:
+        """A message source's state on the display (None: working, nothing to say)."""
+        with self._lock:
+            if state == self.screen.connection:
+                return self.screen
+            return self._show(connection=state, toast=self.screen.toast)  # a notice on screen stays
+
+    def replace_message(self, old: Message, new: Message) -> Screen:
+        """An edited message: the new text takes the old one's place (and what was derived from it is redone)."""
+        with self._lock:
+            thread = self.threads.get(old.thread)
+            if thread is None or old not in thread.messages:
+                return self.screen
+            thread.messages[thread.messages.index(old)] = new
+            return self._refresh_thread(thread.name)
+
+    def remove_message(self, message: Message) -> Screen:
+        """A deleted message: gone from the thread, the card and the thread view."""
+        with self._lock:
+            thread = self.threads.get(message.thread)
+            if thread is None or message not in thread.messages:
+                return self.screen
+            at = thread.messages.index(message)
+            del thread.messages[at]
+            if at < thread.read_upto:
+                thread.read_upto -= 1
+            card = self.screen.card
+            if card and card["thread"] == message.thread and card["ts"] == message.ts.isoformat() \
+                    and card["sender"] == message.sender:
+                return self._show(view="idle" if self.screen.view == "card" else self.screen.view, card=None)
+            return self._refresh_thread(thread.name)
+
+    def _refresh_thread(self, name: str) -> Screen:
+        if self.screen.thread and self.screen.thread["name"] == name:
+            return self._show(thread=self._thread_view(self.threads[name], None))
+        return self._show()
 
     # -- the touchpad ----------------------------------------------------------------------------------------
     def key(self, name: str) -> Screen:
@@ -243,6 +336,9 @@ class GlassesSession:
         current = self._current()
         if current and current in self.threads:
             self.threads[current].mark_read()
+        held = self.delivery.take_summary(self._still_unread)
+        if held is not None:  # quiet hours are over: what they held, as one card, before the rest
+            return self._summary_card(held)
         name = self._newest_unread()
         if name is None:
             return self._show(view="idle", card=None, thread=None, chips=[], confirm=None, toast="All caught up",
@@ -276,10 +372,72 @@ class GlassesSession:
         if name is None:
             return self._show(toast="Mute which chat?", say="Which chat should I mute?")
         minutes = cmd.slots.get("minutes")
-        self.muted[name] = self.now() + timedelta(minutes=int(minutes)) if minutes else None
+        self.policy.set_chat(name, Level.MUTE, self.now() + timedelta(minutes=int(minutes)) if minutes else None)
         how = f"for {_duration(int(minutes))}" if minutes else "until you unmute it"
-        return self._show(view="idle", card=None, thread=None, chips=[], confirm=None, toast=f"Muted {name} {how}",
-                          say=f"Muted {name} {how}.")
+        kept = self._keep_policy()
+        return self._show(view="idle", card=None, thread=None, chips=[], confirm=None,
+                          toast=f"Muted {name} {how}{kept}", say=f"Muted {name} {how}.")
+
+    def _do_unmute(self, cmd: Command) -> Screen:
+        name = self._named_chat(cmd)
+        if name is None:
+            return self._unknown_chat(cmd, "Unmute which chat?")
+        self.policy.unmute(name, self._source_of_thread(name), self.now())
+        return self._show(toast=f"Unmuted {name}{self._keep_policy()}", say=f"{name} is unmuted.")
+
+    def _do_priority(self, cmd: Command) -> Screen:
+        name = self._named_chat(cmd)
+        if name is None:
+            return self._unknown_chat(cmd, "Which chat should always get through?")
+        minutes = cmd.slots.get("minutes")
+        self.policy.set_chat(name, Level.PRIORITY, self.now() + timedelta(minutes=int(minutes)) if minutes else None)
+        how = f" for {_duration(int(minutes))}" if minutes else ""
+        return self._show(toast=f"{name} always gets through{how}{self._keep_policy()}",
+                          say=f"{name} will always get through{how}, even in quiet hours.")
+
+    def _do_quiet_hours(self, cmd: Command) -> Screen:
+        start, end = cmd.slots.get("start"), cmd.slots.get("end")
+        if not (start and end):
+            if self.policy.quiet is not None:
+                hours = self.policy.quiet.describe()
+                return self._show(toast=f"Quiet hours {hours}", say=f"Quiet hours are {hours}.")
+            return self._show(toast="Quiet hours from when to when?",
+                              say="Say, for example: quiet hours from 10 pm to 7 am.")
+        try:
+            self.policy.quiet = QuietHours(parse_clock(start), parse_clock(end))
+        except PolicyError as exc:
+            return self._show(toast=str(exc), say="Quiet hours need a start and a different end.")
+        hours = self.policy.quiet.describe()
+        return self._show(toast=f"Quiet hours {hours}{self._keep_policy()}",
+                          say=f"Quiet hours from {start} to {end}: only priority chats get through.")
+
+    def _do_quiet_hours_off(self, cmd: Command) -> Screen:
+        self.policy.quiet = None
+        return self._show(toast=f"Quiet hours off{self._keep_policy()}", say="Quiet hours are off.")
+
+    def _named_chat(self, cmd: Command) -> str | None:
+        """The chat a rule is for: the one named, else the one on screen — but not when a name was said that
+        matches no chat (the chat on screen is not what the wearer meant)."""
+        if cmd.slots.get("unknown"):
+            return None
+        return cmd.slots.get("thread") or self._current()
+
+    def _unknown_chat(self, cmd: Command, question: str) -> Screen:
+        if cmd.slots.get("unknown"):
+            said = cmd.slots["unknown"]
+            return self._show(toast=f"No chat called “{said}”", say=f"I don't know a chat called {said}.")
+        return self._show(toast=question, say=question)
+
+    def _keep_policy(self) -> str:
+        """Save the changed policy; what to add to the toast when it could not be kept."""
+        self.policy.prune(self.now())
+        if self.save_policy is None:
+            return ""
+        try:
+            self.save_policy(self.policy)
+        except (StoreError, OSError) as exc:  # the rule holds for this session; the wearer learns it is not kept
+            return f" (not saved: {exc})"
+        return ""
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _current(self) -> str | None:
@@ -332,7 +490,7 @@ class GlassesSession:
             return self._show(toast="Nothing to send", say="There's nothing to send.")
         thread, text = s.confirm["thread"], s.confirm["text"]
         self.gate.confirm_reply(thread, text)  # shown, read back, and now confirmed by the wearer
-        decision = self.gate.send("outgoing-reply", {"thread": thread, "text": text}, "phone-bridge")
+        decision = self.gate.send("outgoing-reply", {"thread": thread, "text": text}, self.reply_destination(thread))
         if not decision.allowed:
             return self._show(toast=f"Not sent: {decision.reason}", say="I could not send that.")
         self.sent.append((thread, text))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -58,6 +59,7 @@ class MessageStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.cipher = Cipher(key if key is not None else load_or_create_key(self.path.parent))
+        self._write_lock = threading.RLock()
         try:
             if shared and sqlite3.threadsafety != 3:
                 raise StoreError("this Python's SQLite is not built thread-safe; the store cannot be shared")
@@ -95,19 +97,41 @@ class MessageStore:
 
     @contextmanager
     def _writing(self, what: str) -> Iterator[None]:
-        """One write transaction; a full disk or a locked file becomes a StoreError and changes nothing."""
+        """One write transaction; a full disk or a locked file becomes a StoreError and changes nothing. Threads
+        sharing the connection take turns (a transaction is the connection's, not the thread's)."""
+        with self._write_lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                yield
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise StoreError(f"could not {what} in {self.path}: {exc}; nothing was changed") from exc
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+
+    # -- settings (the wearer's, e.g. what reaches the glasses): sealed, since they name chats ---------------------
+    def setting(self, name: str) -> str | None:
+        if name == "check":
+            raise StoreError("'check' is the store's key check, not a setting")
+        row = self.db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+        if row is None:
+            return None
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            yield
-            self.db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise StoreError(f"could not {what} in {self.path}: {exc}; nothing was changed") from exc
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
+            return self.cipher.open(row[0], f"setting:{name}".encode())
+        except IntegrityError as exc:
+            raise StoreError(f"the {name} settings in {self.path} failed authentication (tampered or "
+                             f"corrupted); nothing was changed") from exc
+
+    def save_setting(self, name: str, text: str) -> None:
+        if name == "check":
+            raise StoreError("'check' is the store's key check, not a setting")
+        with self._writing(f"save the {name} settings"):
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            (name, self.cipher.seal(text, f"setting:{name}".encode())))
 
     # -- messages -------------------------------------------------------------------------------------------
     def thread_id(self, name: str) -> str:
@@ -122,17 +146,35 @@ class MessageStore:
 
     def add(self, messages: Iterable[Message]) -> list[int]:
         """Store messages in one transaction; returns their row ids (existing ids for duplicates)."""
-        ids = []
         with self._writing("store messages"):
-            for m in messages:
-                digest, ts = self._digest(m), m.ts.timestamp()
-                body = self.cipher.seal(json.dumps({"thread": m.thread, "sender": m.sender, "text": m.text,
-                                                    "ts": m.ts.isoformat()}), self._aad(digest, ts))
-                self.db.execute("INSERT OR IGNORE INTO messages (thread_id, digest, ts, body) VALUES (?,?,?,?)",
-                                (self.thread_id(m.thread), digest, ts, body))
-                (rid,) = self.db.execute("SELECT id FROM messages WHERE digest=?", (digest,)).fetchone()
-                ids.append(rid)
-        return ids
+            return [self.insert(m) for m in messages]
+
+    def transaction(self, what: str):
+        """One write transaction for a caller that writes its own rows beside messages (a connector's event ids):
+        both land or neither does."""
+        return self._writing(what)
+
+    def insert(self, m: Message) -> int:
+        """Store one message inside a `transaction`; its row id (the existing one for a duplicate)."""
+        digest, ts = self._digest(m), m.ts.timestamp()
+        body = self.cipher.seal(json.dumps({"thread": m.thread, "sender": m.sender, "text": m.text,
+                                            "ts": m.ts.isoformat()}), self._aad(digest, ts))
+        self.db.execute("INSERT OR IGNORE INTO messages (thread_id, digest, ts, body) VALUES (?,?,?,?)",
+                        (self.thread_id(m.thread), digest, ts, body))
+        (rid,) = self.db.execute("SELECT id FROM messages WHERE digest=?", (digest,)).fetchone()
+        return rid
+
+    def delete_in_transaction(self, ids: Iterable[int]) -> int:
+        """Delete messages (and their search vectors) inside a `transaction`: a message deleted at its source."""
+        n = 0
+        for rid in ids:
+            n += self.db.execute("DELETE FROM messages WHERE id=?", (rid,)).rowcount
+            self.db.execute("DELETE FROM vectors WHERE message_id=?", (rid,))
+        return n
+
+    def message(self, rid: int) -> Message | None:
+        row = self.db.execute("SELECT id, digest, ts, body FROM messages WHERE id=?", (rid,)).fetchone()
+        return self._open_message(*row) if row else None
 
     def _open_message(self, rid: int, digest: str, ts: float, body: bytes) -> Message:
         try:
@@ -177,6 +219,12 @@ class MessageStore:
             if read:
                 thread.read_upto = len(thread.messages)
         return thread
+
+    def thread_rows(self, name: str) -> list[tuple[int, Message]]:
+        """A thread's messages with their row ids, in time order."""
+        rows = self.db.execute("SELECT id, digest, ts, body FROM messages WHERE thread_id=? ORDER BY ts, id",
+                               (self.thread_id(name),)).fetchall()
+        return [(r[0], self._open_message(*r)) for r in rows]
 
     def mark_read(self, name: str) -> int:
         with self._writing("mark the thread read"):

@@ -204,7 +204,7 @@ POLICIES: dict[str, Callable[[Any], None]] = {
     "outgoing-reply": policy_outgoing_reply,
 }
 DESTINATIONS = {"fl-update": {"fl-server"}, "fl-secagg": {"fl-server"}, "metrics": {"telemetry"},
-                "crash-report": {"telemetry"}, "outgoing-reply": {"phone-bridge"}}
+                "crash-report": {"telemetry"}, "outgoing-reply": {"phone-bridge", "matrix-homeserver"}}
 
 
 # -- binary arrays ------------------------------------------------------------------------------------------

@@ -31,6 +31,18 @@ class OutboxTransport:
         os.replace(tmp, self.folder / name)
 
 
+class RoutingTransport:
+    """Hands each delivery to the transport of its destination (the Matrix connector's outgoing queue for
+    `matrix-homeserver`), everything else to `default`."""
+
+    def __init__(self, default: Transport, routes: dict[str, Transport] | None = None):
+        self.default = default
+        self.routes = dict(routes or {})
+
+    def deliver(self, destination: str, kind: str, data: bytes) -> None:
+        self.routes.get(destination, self.default).deliver(destination, kind, data)
+
+
 class MemoryTransport:
     """Keeps deliveries in memory: for callers that consume payloads in-process (the federated simulation)."""
 

@@ -10,6 +10,7 @@ function render(s) {
   d.dataset.view = s.view;
   d.dataset.seq = s.seq;
   $("unread").textContent = s.unread ? `${s.unread} unread` : "";
+  $("connection").textContent = s.connection || "";  // a source that is not working says so: never a silent gap
   show("card", s.view === "card" && !!s.card);
   show("thread", (s.view === "thread" || s.view === "sent") && !!s.thread);
   show("confirm", s.view === "confirm" && !!s.confirm);
