@@ -111,6 +111,7 @@ def hud(
                                  on_message=lambda m: store.add([m]), asker=asker,
                                  policy=DeliveryPolicy.load(policy_store), save_policy=lambda p: p.save(policy_store))
         if connector is not None:
+            session.on_read = store.mark_read  # read stays read after a restart
             _wire_matrix(connector, session)
         if replay_feed and messages:
             start_replay(session, messages, realtime=True, speed=speed)

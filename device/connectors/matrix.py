@@ -328,13 +328,17 @@ class MatrixConnector:
                 continue
             thread = self._chat_name(room)
             fresh: list[Message] = []
+            backlog: list[Message] = []  # what was said before the wearer joined: stored, shown quietly
             for event in info.timeline.events:
                 if self.ledger.seen(event.event_id):
                     continue
+                if isinstance(event, nio.RoomMemberEvent) and event.state_key == client.user_id and \
+                        event.membership == "join" and event.prev_membership != "join":
+                    backlog, fresh = backlog + fresh, []
                 if isinstance(event, nio.RedactionEvent):
                     old = self.ledger.delete(event.event_id, event.redacts)
                     if old is not None:
-                        fresh = [m for m in fresh if m != old]
+                        fresh, backlog = [m for m in fresh if m != old], [m for m in backlog if m != old]
                         self.on_delete(old)
                     continue
                 content = event.source.get("content", {})
@@ -344,6 +348,7 @@ class MatrixConnector:
                     edited = self.ledger.replace(event.event_id, relation.get("event_id", ""), new_text)
                     if edited is not None:
                         fresh = [edited[1] if m == edited[0] else m for m in fresh]
+                        backlog = [edited[1] if m == edited[0] else m for m in backlog]
                         self.on_edit(*edited)
                     continue
                 text = self._text(event, nio)
@@ -358,6 +363,8 @@ class MatrixConnector:
                 fresh.append(message)
                 if isinstance(event, nio.MegolmEvent):
                     asyncio.ensure_future(self._request_key(client, event))
+            if backlog:
+                self.deliver(backlog, False)
             if fresh:
                 self.deliver(fresh, not history)
 

@@ -75,6 +75,7 @@ class GlassesSession:
         self.book = ContactBook.from_threads(self.threads, aliases)
         self.complete = complete  # the LLM fallback for free phrasing (None: rules only)
         self.on_message = on_message  # every message in or out (the CLI stores them, encrypted)
+        self.on_read: Callable[[str], None] | None = None  # a thread read to its end (the store keeps the mark)
         self.now = now or (lambda: datetime.now().astimezone())
         self.asker = asker  # question → device.ask.answer.Asked over the wearer's indexed messages (None: not offered)
         # what reaches the display (mute / priority / quiet hours / bursts folded); voice changes are kept through
@@ -200,6 +201,11 @@ class GlassesSession:
                 return self._show(view="idle" if self.screen.view == "card" else self.screen.view, card=None)
             return self._refresh_thread(thread.name)
 
+    def _mark_read(self, thread: Thread) -> None:
+        thread.mark_read()
+        if self.on_read:
+            self.on_read(thread.name)
+
     def _refresh_thread(self, name: str) -> Screen:
         if self.screen.thread and self.screen.thread["name"] == name:
             return self._show(thread=self._thread_view(self.threads[name], None))
@@ -289,7 +295,7 @@ class GlassesSession:
         todo = [m for m in (thread.unread or thread.messages[-3:]) if target is None or target == name
                 or m.sender == target] or thread.messages[-1:]
         spoken = " ".join(f"{m.sender}: {m.text}" for m in todo if not m.from_wearer)
-        thread.mark_read()
+        self._mark_read(thread)
         return self._show(view="thread", thread=self._thread_view(thread, None), chips=[], confirm=None,
                           say=spoken or "Nothing new.")
 
@@ -335,7 +341,7 @@ class GlassesSession:
     def _do_next(self, cmd: Command) -> Screen:
         current = self._current()
         if current and current in self.threads:
-            self.threads[current].mark_read()
+            self._mark_read(self.threads[current])
         held = self.delivery.take_summary(self._still_unread)
         if held is not None:  # quiet hours are over: what they held, as one card, before the rest
             return self._summary_card(held)
@@ -471,7 +477,7 @@ class GlassesSession:
             self._show(view="thread", thread=self._thread_view(thread, summary), card=None, chips=[], confirm=None,
                        busy="drafting replies…")
             chips = list(self.assistant.draft_replies(thread).replies or [])
-        thread.mark_read()
+        self._mark_read(thread)
         say = summary or ""
         if chips:
             say += (" " if say else "") + "Replies: " + "; ".join(f"{i}, {c}" for i, c in enumerate(chips, 1))
@@ -496,7 +502,7 @@ class GlassesSession:
         self.sent.append((thread, text))
         message = Message(thread, WEARER, text, self.now())
         self.threads[thread].add(message)
-        self.threads[thread].mark_read()
+        self._mark_read(self.threads[thread])
         if self.on_message:
             self.on_message(message)
         return self._show(view="sent", confirm=None, chips=[], toast=f"Sent to {thread}", say=f"Sent to {thread}.",
