@@ -288,6 +288,8 @@ def test_import_stores_once_and_says_so(tmp_path):
         assert again.exit_code == 0, again.output
         assert (json.loads(again.stdout)["added"], json.loads(again.stdout)["duplicates"]) == (0, 9)
         assert json.loads(again.stdout)["index_note"] is None  # nothing new: nothing to index
+    with glassmate_home(home), MessageStore(home / "state" / "glassmate.db") as store:
+        assert store.unread_count("Oma") == 0, "an export is history the wearer read: no card, no unread count"
     messages = stored(home)
     assert len(messages) == 9 and {m.thread for m in messages} == {"Oma"}
     assert messages[0].ts == at(BERLIN, 2024, 12, 24, 18, 0, 15) and messages[0].sender == "Oma Hilde"

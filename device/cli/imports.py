@@ -54,7 +54,7 @@ def _store(export: ChatExport, path: Path, store_path: Path | None, index: bool,
     # HUD's and the demo's stores are `fresh_store`s, emptied at every start, so an import there would vanish.
     with clear_errors(), device_store(store_path) as store:
         before = store.message_ids()
-        ids = store.add(export.messages)
+        ids = store.add(export.messages, read=True)  # history read in the messenger: not "new" on the glasses
         added = len(set(ids) - before)
         report, index_note = _index(store) if index and added else (None, None)
         where = str(store.path)

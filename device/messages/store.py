@@ -144,23 +144,24 @@ class MessageStore:
     def _aad(digest: str, ts: float) -> bytes:
         return f"message:{digest}:{ts!r}".encode()
 
-    def add(self, messages: Iterable[Message]) -> list[int]:
-        """Store messages in one transaction; returns their row ids (existing ids for duplicates)."""
+    def add(self, messages: Iterable[Message], read: bool = False) -> list[int]:
+        """Store messages in one transaction; returns their row ids (existing ids for duplicates). `read`: history
+        the wearer already saw elsewhere (an imported export) — searchable, not new on the glasses."""
         with self._writing("store messages"):
-            return [self.insert(m) for m in messages]
+            return [self.insert(m, read) for m in messages]
 
     def transaction(self, what: str):
         """One write transaction for a caller that writes its own rows beside messages (a connector's event ids):
         both land or neither does."""
         return self._writing(what)
 
-    def insert(self, m: Message) -> int:
-        """Store one message inside a `transaction`; its row id (the existing one for a duplicate)."""
+    def insert(self, m: Message, read: bool = False) -> int:
+        """Store one message inside a `transaction`; its row id (the existing one for a duplicate, unchanged)."""
         digest, ts = self._digest(m), m.ts.timestamp()
         body = self.cipher.seal(json.dumps({"thread": m.thread, "sender": m.sender, "text": m.text,
                                             "ts": m.ts.isoformat()}), self._aad(digest, ts))
-        self.db.execute("INSERT OR IGNORE INTO messages (thread_id, digest, ts, body) VALUES (?,?,?,?)",
-                        (self.thread_id(m.thread), digest, ts, body))
+        self.db.execute("INSERT OR IGNORE INTO messages (thread_id, digest, ts, read, body) VALUES (?,?,?,?,?)",
+                        (self.thread_id(m.thread), digest, ts, int(read), body))
         (rid,) = self.db.execute("SELECT id FROM messages WHERE digest=?", (digest,)).fetchone()
         return rid
 
