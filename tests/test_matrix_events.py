@@ -181,3 +181,33 @@ def test_the_outgoing_queue_is_sealed_and_survives_reopening(tmp_path):
     with MessageStore(tmp_path / "glassmate.db") as again:
         pending = Ledger(again, matrix.SOURCE).pending()
     assert [(p.txn, p.thread, p.text) for p in pending] == [(txn, "Climbing crew", "Sunday at 10 works for me")]
+
+
+class _Http:
+    def __init__(self, status: int):
+        self.status = status
+
+
+@pytest.mark.parametrize(("status", "errcode", "retry_after_ms", "outcome"), [
+    (429, "M_LIMIT_EXCEEDED", 7000, ("retry", 7.0)),  # rate limited: wait what the server asks
+    (502, None, None, ("retry", 0.0)),  # a proxy in front of a server that is down
+    (503, "M_UNKNOWN", None, ("retry", 0.0)),
+    (401, "M_UNKNOWN_TOKEN", None, ("stop", "signed out")),  # retrying cannot help
+])
+def test_server_answers_become_a_retry_or_a_clear_stop(status, errcode, retry_after_ms, outcome, tmp_path):
+    from nio import SyncError
+
+    resp = SyncError("busy", errcode, retry_after_ms)
+    resp.transport_response = _Http(status)
+    store = MessageStore(tmp_path / "glassmate.db")
+    Ledger(store, matrix.SOURCE).put("account", matrix.Account("http://127.0.0.1:9", "@w:localhost", "DEV",
+                                                               "syt_x").to_json())
+    conn = matrix.MatrixConnector(store, tmp_path, deliver=lambda ms, n: None)
+    kind, detail = outcome
+    if kind == "retry":
+        with pytest.raises(matrix.Retry) as caught:
+            conn._raise_for(resp)
+        assert caught.value.after_s == detail and str(status) in str(caught.value)
+    else:
+        with pytest.raises(matrix.MatrixError, match=detail):
+            conn._raise_for(resp)
