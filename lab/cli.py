@@ -236,6 +236,10 @@ def eval_replies_cmd(
     n: Annotated[int, typer.Option("--n", help="reply pairs ranked (true reply among 10 candidates)")] = 50,
     n_drafts: Annotated[int, typer.Option("--n-drafts", help="threads drafted for the diversity numbers")] = 30,
     seed: Annotated[int, typer.Option(help="which pairs and distractors")] = 0,
+    examples: Annotated[bool, typer.Option("--examples/--no-examples", help="two worked examples in the drafting "
+                                           "prompt (off by default: read blind, they made drafts worse)")] = False,
+    rank: Annotated[bool, typer.Option("--rank/--no-rank", help="each intent's draft against the bank's replies, "
+                                       "ranked by the model as the wearer's next message")] = False,
     out: OutOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Reply drafts: with --set, the usable rate (no assistant-speak, role confusion, invented detail, stale plan,
@@ -255,6 +259,8 @@ def eval_replies_cmd(
     judged = None
     with clear_errors(), needs("eval"):
         assistant = open_assistant(model, threads, n_ctx, adapters)
+        assistant.reply_examples = examples
+        assistant.rank_drafts = rank
         with progress() as bar:
             if reply_set is not None:
                 task = bar.add_task(f"drafting the {part} part with {assistant.engine.name}", total=None)

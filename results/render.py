@@ -269,6 +269,29 @@ def factcc_table() -> str:
     return "\n".join(out)
 
 
+def replies_reading_table() -> str:
+    """The reply set's tune part, per drafting variant: the judge's numbers beside a blind reading of every draft."""
+    reading_path = HERE / "replies" / "reading-tune.json"
+    if not reading_path.exists():
+        return "(no reference run yet)"
+    reading = _load(reading_path)
+    out = ["| variant | what it does | judge: usable | judge: served | read: sendable drafts | read: on request "
+           "threads | read: on news threads | read: threads with one to send | p50 / p90 (s) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for arm, r in reading["arms"].items():
+        run = _load(HERE / "replies" / f"tune-{arm}.json")
+        judged = run["set"]
+        out.append(f"| `{arm}` | {run['pipeline']} | {_pct(judged['usable_rate'], 1)} | "
+                   f"{_pct(judged['served_rate'])} | {r['send']}/{r['drafts']} | "
+                   f"{r['request_send']}/{r['request_drafts']} | {r['news_send']}/{r['news_drafts']} | "
+                   f"{r['threads_with_a_sendable_draft']}/{reading['threads']} | "
+                   f"{judged['latency_p50_s']:.1f} / {judged['latency_p90_s']:.1f} |")
+    out += ["", f"Model `{run['set']['model']}`, 2 threads, {run['set']['n_threads']} tune threads; read: "
+                f"{reading['threads']} of them ({reading['excluded']} left out), by {reading['reader']}, asked "
+                f"\"{reading['question']}\" Runs and every verdict with its reason: `results/replies/`."]
+    return "\n".join(out)
+
+
 def _chance_mrr(k: int) -> float:
     return sum(1 / i for i in range(1, k + 1)) / k
 
@@ -919,7 +942,7 @@ def _anchor(title: str) -> str:
 BLOCKS: dict[str, Callable[[], str]] = {
     "catalog": catalog_table, "glance": glance_table, "default-model": default_model_note,
     "quality": quality_table, "faithfulness": faithfulness_table, "adapters": adapters_table,
-    "adapters-note": adapters_note, "replies": replies_table,
+    "adapters-note": adapters_note, "replies": replies_table, "replies-reading": replies_reading_table,
     "meaning": meaning_table, "factcc": factcc_table, "demo": demo_table, "gallery": gallery,
     "pii": pii_table, "bench": bench_table, "bench-baselines": bench_baselines_table, "quantize": quantize_table,
     "ask": ask_table, "ask-bench": ask_bench_lines, "ask-verifier": ask_verifier_table, "ask-hedged": ask_hedged_table,

@@ -90,3 +90,17 @@ def test_spanish_assistant_speak_fails(draft):
     facts = ThreadFacts.from_messages(thread(("Nacho", "¿Me ayudas a montar el armario el sábado? Te invito a "
                                                       "pizza")))
     assert Failure.ASSISTANT_SPEAK in judge(draft, facts).failures
+
+
+@pytest.mark.parametrize("draft", ["Is there anything you need help with?", "Do you need help with anything else?",
+                                   "Is there anything else you need?", "Is there anything specific you would like "
+                                   "to discuss?", "I'm sorry, I didn't hear you correctly. Can you please repeat your "
+                                   "message?"])
+def test_help_desk_questions_seen_in_the_tune_part_are_assistant_speak(draft):
+    assert Failure.ASSISTANT_SPEAK in judge(draft, CLIMB).failures
+
+
+def test_a_person_offering_help_in_spanish_is_not_a_help_desk_but_the_stock_phrase_is():
+    facts = ThreadFacts.from_messages(thread(("Jorge", "Oye, ¿puedes abrir tú mañana la oficina?")))
+    assert Failure.ASSISTANT_SPEAK in judge("¡Por supuesto! Si necesitas ayuda, no dudes en pedirlo.", facts).failures
+    assert judge("¡Claro, yo abro!", facts).usable

@@ -50,7 +50,7 @@ def test_a_first_answer_with_three_distinct_drafts_is_shown_without_repair():
     assert result.text == "Count me in! | Sorry, not this time | What time?"
     assert (result.attempts, result.json_valid, result.first_identical) == (1, True, False)
     (call,) = engine.generations
-    assert call.params.json_schema == prompts.REPLIES_SCHEMA and system_of(call) == prompts.REPLIES_SYSTEM
+    assert call.params.json_schema == prompts.REPLIES_SCHEMA and system_of(call).startswith(prompts.REPLIES_SYSTEM)
     assert prompts.message_line(dinner().messages[-1]) in user_of(call)
 
 
@@ -316,3 +316,32 @@ def test_a_long_chat_that_fits_one_prompt_is_still_read_latest_first():
     assert len(fenced(earlier)) == LONG_CHAT_LINES + 10 - RECENT_LINES
     assert "Earlier in this chat (summary): Priya brings items to the cabin." in user_of(final)
     assert result.text == "Lena brings the last items on Saturday." and result.chunks == 2
+
+
+def test_news_that_asks_nothing_is_answered_with_thanks_react_and_a_question():
+    """Good news or an update: nothing to agree to or decline ("Sorry, I can't make it" to "I got the job!")."""
+    news = Thread("Zoe")
+    news.add(Message("Zoe", "Zoe", "I GOT THE JOB!!! 🎉", datetime(2026, 11, 20, 9, 0, tzinfo=UTC)))
+    engine = FakeEngine(['{"thanks": "Thanks for telling me!", "react": "Congratulations!", '
+                         '"ask": "When do you start?"}'])
+    result = Assistant(engine).draft_replies(news)
+    assert result.replies == ["Thanks for telling me!", "Congratulations!", "When do you start?"]
+    (call,) = engine.generations
+    assert call.params.json_schema == prompts.NEWS_SCHEMA
+    assert system_of(call).startswith(prompts.NEWS_REPLIES_SYSTEM)
+    assert '"thanks", "react" and "ask"' in user_of(call)
+
+
+def test_a_question_a_request_or_reply_yes_asks_the_wearer_and_a_reply_of_theirs_resets_it():
+    from device.assistant.drafts import asks_the_wearer
+
+    t0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+    def said(*texts: str, sender: str = "Kim") -> list[Message]:
+        return [Message("t", sender, text, t0) for text in texts]
+
+    assert asks_the_wearer(said("Pub quiz Thursday?"))
+    assert asks_the_wearer(said("Reply YES to confirm or CANCEL to cancel."))
+    assert asks_the_wearer(said("Kannst du Oma abholen"))
+    assert not asks_the_wearer(said("Just landed! Taxi to the hotel now x"))
+    assert not asks_the_wearer(said("Are you coming?") + said("Yes!", sender="me") + said("Great, see you then"))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from device.assistant.drafts import ThreadFacts, detect_language, judge
-from device.assistant.prompts import REPLY_KEYS
+from device.assistant.prompts import NEWS_KEYS, REPLY_KEYS
 from device.assistant.reply_bank import BANK, SCAM_SAFE, fallback
 from device.messages.inbox import Message
 
@@ -24,11 +24,12 @@ THREADS = {
 def test_every_banked_reply_is_usable_and_the_three_intents_differ(language):
     facts = ThreadFacts.from_messages([Message("t", "Sam", THREADS[language], TS)])
     assert facts.language == language
-    for intent in REPLY_KEYS:
+    for intent in {*REPLY_KEYS, *NEWS_KEYS}:
         for reply in BANK[language][intent]:
             assert judge(reply, facts).usable, (language, intent, reply, judge(reply, facts).detail)
-    firsts = [fallback(language, intent, []) for intent in REPLY_KEYS]
-    assert len({f.lower() for f in firsts}) == 3
+    for keys in (REPLY_KEYS, NEWS_KEYS):
+        firsts = [fallback(language, intent, []) for intent in keys]
+        assert len({f.lower() for f in firsts}) == 3
 
 
 @pytest.mark.parametrize("language", sorted(SCAM_SAFE))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from device.assistant import prompts, reply_bank
-from device.assistant.drafts import ThreadFacts, detect_language, judge
+from device.assistant.drafts import ThreadFacts, asks_the_wearer, detect_language, judge
 from device.assistant.faithfulness import unsupported
 from device.assistant.kvcache import ThreadKVCache
 from device.assistant.meaning_check import MeaningCheck, SentenceCheck, sentences, to_the_reader
@@ -141,8 +141,11 @@ class Assistant:
                  kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[Task, str] | None = None,
                  prefix_store: PrefixStore | None = None, reported: bool = True, check_meaning: bool = False,
                  check_acts: bool = True, verbatim_words: int = VERBATIM_WORDS, summary_examples: bool = True,
-                 paraphrase: bool = True):
+                 paraphrase: bool = True, reply_examples: bool = False, rank_drafts: bool = False):
         self.engine = engine
+        # each intent's draft competes with the bank's replies for it, scored by the model as my next message
+        self.rank_drafts = rank_drafts
+        self.reply_examples = reply_examples  # worked examples in the drafting prompt
         # the contrast check (off by default: it costs seconds a summary on 2 cores and caught 72 % of planted
         # errors at 9 % false alarms, docs/assistant.md); the act check below is cheap and always on
         self.meaning = MeaningCheck(engine) if check_meaning else None
@@ -496,14 +499,15 @@ class Assistant:
         return list(reversed(lines))
 
     def draft_replies(self, thread: Thread, n: int = 3) -> Result:
-        """Three short, distinct replies (agree / decline / ask) in the wearer's voice and the thread's language.
+        """Three short, distinct replies in the wearer's voice and the thread's language: agree / decline / ask when
+        the others ask something, thanks / react / ask when they only tell something (news, an update).
 
         The model drafts all three as JSON; a draft that fails the checks a person would apply (`drafts.judge`:
         assistant-speak, asking them for what they asked of the wearer, a detail the chat lacks, another language,
         too long) is drafted again on its own, and after `REPAIR_TRIES` the intent's reply from the bank of short
         human replies is shown instead. On a message that looks like a scam the model is not asked at all."""
         if n != 3:
-            raise AssistantError("draft_replies produces exactly three drafts: agree, decline, ask")
+            raise AssistantError("draft_replies produces exactly three drafts, one per intent")
         clock = Stopwatch()
         facts = ThreadFacts.from_messages(thread.messages[-REPLY_CONTEXT_MESSAGES:])
         if facts.scam:
@@ -512,20 +516,29 @@ class Assistant:
                           replies=safe, attempts=0, flags=["scam: drafts are safe replies, not the model's"])
         self._task(Task.DRAFT_REPLIES)
         header = prompts.thread_header(thread.name, thread.participants)
-        lines = self._recent_lines(thread, REPLIES_TOKENS, prompts.replies_messages, header)
+        news = not asks_the_wearer(thread.messages[-REPLY_CONTEXT_MESSAGES:])
+        keys = prompts.reply_keys(news)
+        examples = self.reply_examples and \
+            self.engine.count_tokens(prompts.NEWS_EXAMPLES if news else prompts.REPLY_EXAMPLES) <= \
+            self.engine.n_ctx // 4
+
+        def build(h: str, ls: list[str]) -> list[ChatMessage]:
+            return prompts.replies_messages(h, ls, facts.language, examples, news)
+
+        lines = self._recent_lines(thread, REPLIES_TOKENS, build, header)
         params = GenerationParams(max_tokens=REPLIES_TOKENS, temperature=self.temperature,
-                                  json_schema=prompts.REPLIES_SCHEMA)
-        gen = self._run(prompts.replies_messages(header, lines, facts.language), params)
+                                  json_schema=prompts.NEWS_SCHEMA if news else prompts.REPLIES_SCHEMA)
+        gen = self._run(build(header, lines), params)
         first = gen
         prompt_tokens, completion_tokens = gen.prompt_tokens, gen.completion_tokens
-        replies = self._parse_replies(gen.text)
+        replies = self._parse_replies(gen.text, keys)
         json_valid = all(replies)  # parsed, with all three drafts present
         filled = [normalise(r) for r in replies if normalise(r)]
         first_identical = len(set(filled)) < len(filled)
         first_usable = sum(self._slot_ok(replies, i, facts) for i in range(3))
         attempts, banked = 1, 0
         # Redraft a failing slot on its own, hotter each time; then the bank's reply for that intent.
-        for key_index, key in enumerate(prompts.REPLY_KEYS):
+        for key_index, key in enumerate(keys):
             tries = 0
             while not self._slot_ok(replies, key_index, facts) and tries < REPAIR_TRIES:
                 tries += 1
@@ -533,7 +546,8 @@ class Assistant:
                 others = [r for i, r in enumerate(replies) if i != key_index and r]
                 single = GenerationParams(max_tokens=60, temperature=min(0.5 + 0.3 * tries, 1.4),
                                           seed=1000 * tries + key_index, stop=("\n",))
-                g = self._run(prompts.single_reply_messages(header, lines, key, others, facts.language), single)
+                g = self._run(prompts.single_reply_messages(header, lines, key, others, facts.language, news),
+                              single)
                 prompt_tokens += g.prompt_tokens
                 completion_tokens += g.completion_tokens
                 replies[key_index] = clean_line(g.text)
@@ -542,19 +556,44 @@ class Assistant:
                 banked += 1
         if not all(self._slot_ok(replies, i, facts) for i in range(3)):
             raise AssistantError(f"could not draft three distinct replies after {attempts} attempts: {replies}")
+        if self.rank_drafts:
+            replies, from_bank = self._rank_against_bank(thread, header, keys, replies, facts)
+            banked += from_bank
         return Result(Task.DRAFT_REPLIES, " | ".join(replies), self.engine.name, first.ttft_s, clock.elapsed,
                       prompt_tokens, completion_tokens, replies=replies, attempts=attempts, json_valid=json_valid,
                       first_identical=first_identical, first_usable=first_usable, banked=banked)
 
+    def _rank_against_bank(self, thread: Thread, header: str, keys: tuple[str, ...], replies: list[str],
+                           facts: ThreadFacts) -> tuple[list[str], int]:
+        """Smart Reply's move: per intent, the model's draft and the bank's short human replies are scored by the
+        model's mean log-probability as my next message in this chat, and the likeliest is shown."""
+        lines = self._recent_lines(thread, 32, prompts.next_message_messages, header)
+        prompt = self._prompt(prompts.next_message_messages(header, lines))
+        if self.reuse_prefixes:
+            self._restore_system_prefix(prompt, prompts.NEXT_SYSTEM)
+        prefix = self.engine.tokenize_prompt(prompt)
+        options: list[list[str]] = []
+        for i, key in enumerate(keys):
+            bank = [b for b in reply_bank.BANK[facts.language][key] if judge(b, facts).usable]
+            options.append(list(dict.fromkeys([replies[i], *bank])))
+        flat = [c for cands in options for c in cands]
+        scored = self.engine.continuation_logprobs(prefix, [self.engine.tokenize(c) for c in flat])
+        score = {c: sum(lp) / max(len(lp), 1) for c, lp in zip(flat, scored, strict=True)}
+        chosen: list[str] = []
+        for cands in options:
+            free = [c for c in cands if normalise(c) not in {normalise(x) for x in chosen}]
+            chosen.append(max(free, key=score.__getitem__))
+        return chosen, sum(c != r for c, r in zip(chosen, replies, strict=True))
+
     @staticmethod
-    def _parse_replies(text: str) -> list[str]:
+    def _parse_replies(text: str, keys: tuple[str, ...] = prompts.REPLY_KEYS) -> list[str]:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError:
             return ["", "", ""]
         if not isinstance(obj, dict):
             return ["", "", ""]
-        return [str(obj.get(k, "")).strip() for k in prompts.REPLY_KEYS]
+        return [str(obj.get(k, "")).strip() for k in keys]
 
     @staticmethod
     def _slot_ok(replies: list[str], i: int, facts: ThreadFacts | None = None) -> bool:

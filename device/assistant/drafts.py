@@ -115,6 +115,9 @@ _ASSISTANT_SPEAK = re.compile("|".join([
     r"\bje (?:ne )?peux (?:pas )?(?:vous |t')?aider avec (?:ça|cela)\b", r"\bd'autres questions\b",
     r"\bsi cela n'a pas (?:été|ete) utile\b", r"\bno puedo ayudar(?:te|le)? con eso\b",
     r"\b(?:lo )?siento,? pero no puedo ayudar", r"\bkann (?:dir|Ihnen) dabei nicht helfen\b",
+    r"\bis there anything (?:else )?(?:you need|I can)\b", r"\bdo you need help with anything\b",
+    r"\banything (?:specific )?you(?:'d| would) like to discuss\b", r"\bno dudes en (?:pedir|preguntar|contactar)",
+    r"\b(?:didn't|did not) (?:hear|understand) you correctly\b", r"\brepeat your message\b",
 ]), re.I)
 
 # asking the other person to do something: "could you…", "please…", "kannst du…", "¿puedes…?", "peux-tu…"
@@ -156,6 +159,26 @@ _REFUSES = re.compile("|".join([
     r"\bnichts\b", r"\bkein(?:e|en)?\b", r"\bBetrug\b", r"\bnada\b", r"\bestafa\b", r"\bne .{0,20}(?:pas|rien)\b",
     r"\barnaque\b", r"\bjamais\b",
 ]), re.I)
+
+
+# what a message asks of its reader besides a question mark: "reply YES", "let me know", "sag Bescheid"
+_ASKS_REPLY = re.compile("|".join([
+    r"\b(?:reply|respond|text back|let me know|tell me|confirm|lmk)\b", r"\b(?:sag|gib) (?:mir )?Bescheid\b",
+    r"\b(?:antworte|bestätige)\b", r"\b(?:dime|avísame|contesta|responde|confirma)\b",
+    r"\b(?:dis-moi|préviens|réponds|répondez|confirme[zr]?)\b",
+]), re.I)
+
+
+def asks_the_wearer(messages: Sequence[Message]) -> bool:
+    """Whether the others' messages since the wearer last wrote ask anything (a question, a request, "reply YES");
+    when they only tell something, drafts thank, react and ask a follow-up instead of agreeing or declining."""
+    tail: list[Message] = []
+    for m in reversed(messages):
+        if m.from_wearer:
+            break
+        tail.append(m)
+    return any("?" in m.text or "¿" in m.text or _ASKS_WEARER.search(m.text) or _ASKS_REPLY.search(m.text)
+               for m in tail)
 
 
 def looks_like_scam(messages: Sequence[Message]) -> bool:

@@ -63,11 +63,41 @@ REPLIES_SCHEMA: dict = {
     "additionalProperties": False,
 }
 REPLY_KEYS = ("agree", "decline", "ask")
+# When the others only tell the wearer something (news, an update, thanks) there is nothing to agree to or decline:
+# the three drafts acknowledge, react, and ask one follow-up question.
+NEWS_KEYS = ("thanks", "react", "ask")
+
+NEWS_REPLIES_SYSTEM = (
+    "You help me answer my chat messages. I am 'Me' in the chat; the others write to me. Their latest messages tell "
+    "me something and ask me nothing. Suggest three different short messages I could send next, written as me to "
+    "them (first person, casual, under 12 words each, about what was actually said, with no names, numbers, times "
+    "or days the chat does not have): 'thanks' thanks them or says OK, 'react' reacts warmly to what they said "
+    "(congratulate good news, sympathise with bad news, reassure), 'ask' asks them one natural follow-up question. "
+    "Never offer or ask for what they already did. Write like a friend texting, never like an assistant. Answer "
+    "in JSON. " + GUARD)
+
+NEWS_EXAMPLES = (
+    "\nExample:\nChat: Kim (with Kim)\n<messages>\n[Sun 23:40] Kim: Home safe, thanks for tonight!\n"
+    "</messages>\n"
+    '{"thanks": "Thanks for coming!", "react": "So glad you got home safe, it was fun!", '
+    '"ask": "Same again next month?"}\n'
+    "Example:\nChat: Ali (with Ali)\n<messages>\n[Mon 16:02] Ali: I passed my driving test!!\n</messages>\n"
+    '{"thanks": "Thanks for telling me!", "react": "Congratulations, that\'s brilliant!", '
+    '"ask": "Where are you driving first?"}')
+
+NEWS_SCHEMA: dict = {
+    "type": "object",
+    "properties": {key: {"type": "string", "minLength": 2, "maxLength": 160} for key in NEWS_KEYS},
+    "required": list(NEWS_KEYS),
+    "additionalProperties": False,
+}
 
 SINGLE_REPLY_INSTRUCTION = {
     "agree": "Write one short reply (under 15 words) in which I say yes or agree.",
     "decline": "Write one short reply (under 15 words) in which I say no or politely decline.",
     "ask": "Write one short reply (under 15 words) in which I ask them one useful question back.",
+    "thanks": "Write one short reply (under 12 words) in which I thank them or say OK.",
+    "react": "Write one short reply (under 12 words) in which I react warmly to what they told me.",
 }
 
 
@@ -181,11 +211,37 @@ def combine_messages(header: str, partials: list[str]) -> list[ChatMessage]:
             ChatMessage("user", f"{header}\n<messages>\n{body}\n</messages>\nMerge these into one summary.")]
 
 
-def replies_messages(header: str, lines: list[str], language: str = "en") -> list[ChatMessage]:
-    return [ChatMessage("system", REPLIES_SYSTEM),
+# Two made-up chats and the drafts a person would send: replies that take up what was actually asked, in a
+# friend's words; the second's plan moved, and the drafts answer the new one. In the system prompt, so its KV state
+# is computed once per process like the rest of it.
+REPLY_EXAMPLES = (
+    "\nExample:\nChat: Lena (with Lena)\n<messages>\n[Sat 09:12] Lena: Are you around next week?\n"
+    "[Sat 09:13] Lena: Could you water my plants while I'm away? Key's under the mat\n</messages>\n"
+    '{"agree": "Sure, I\'ll water them. Have a good trip!", "decline": "Sorry, I\'m away myself next week.", '
+    '"ask": "How often do they need watering?"}\n'
+    "Example:\nChat: Jo (with Jo)\n<messages>\n[Thu 18:01] Jo: Drinks Friday?\n[Thu 18:20] Jo: Actually the "
+    "bar is shut Friday, Saturday instead? I can pick you up\n</messages>\n"
+    '{"agree": "Saturday works, and yes please pick me up!", "decline": "Can\'t do Saturday, sorry. Next week?", '
+    '"ask": "Which bar are we going to instead?"}')
+
+
+def replies_system(examples: bool = True, news: bool = False) -> str:
+    if news:
+        return NEWS_REPLIES_SYSTEM + (NEWS_EXAMPLES if examples else "")
+    return REPLIES_SYSTEM + (REPLY_EXAMPLES if examples else "")
+
+
+def reply_keys(news: bool) -> tuple[str, str, str]:
+    return NEWS_KEYS if news else REPLY_KEYS
+
+
+def replies_messages(header: str, lines: list[str], language: str = "en",
+                     examples: bool = False, news: bool = False) -> list[ChatMessage]:
+    a, b, c = reply_keys(news)
+    return [ChatMessage("system", replies_system(examples, news)),
             ChatMessage("user", f"{header}\n{fence(lines)}\nWhat could I reply? Give me the three messages in "
-                                f"{LANGUAGE_NAMES.get(language, 'English')} as JSON with keys \"agree\", "
-                                f"\"decline\" and \"ask\".")]
+                                f"{LANGUAGE_NAMES.get(language, 'English')} as JSON with keys \"{a}\", "
+                                f"\"{b}\" and \"{c}\".")]
 
 
 def next_message_messages(header: str, lines: list[str]) -> list[ChatMessage]:
@@ -195,9 +251,10 @@ def next_message_messages(header: str, lines: list[str]) -> list[ChatMessage]:
 
 
 def single_reply_messages(header: str, lines: list[str], key: str, avoid: list[str],
-                          language: str = "en") -> list[ChatMessage]:
+                          language: str = "en", news: bool = False) -> list[ChatMessage]:
     avoid_text = "".join(f"\n- {neutralise(a)}" for a in avoid)
-    return [ChatMessage("system", REPLIES_SYSTEM.replace("Answer in JSON. ", "")),
+    system = NEWS_REPLIES_SYSTEM if news else REPLIES_SYSTEM
+    return [ChatMessage("system", system.replace("Answer in JSON. ", "")),
             ChatMessage("user", f"{header}\n{fence(lines)}\n{SINGLE_REPLY_INSTRUCTION[key]} Write it in "
                                 f"{LANGUAGE_NAMES.get(language, 'English')}. It must differ from:{avoid_text}\n"
                                 f"Output only the reply text.")]

@@ -12,28 +12,36 @@ from types import MappingProxyType
 
 from device.messages.words import Language
 
-Intent = str  # "agree" | "decline" | "ask", prompts.REPLY_KEYS
+Intent = str  # "agree" | "decline" | "ask" (prompts.REPLY_KEYS); "thanks" | "react" | "ask" (prompts.NEWS_KEYS)
 
 BANK: MappingProxyType[Language, MappingProxyType[Intent, tuple[str, ...]]] = MappingProxyType({
     "en": MappingProxyType({
         "agree": ("Sounds good!", "Yes, works for me.", "Sure, will do!", "Great, thanks!"),
         "decline": ("Sorry, I can't make it.", "Not this time, sorry.", "I'll have to pass, sorry!"),
         "ask": ("Can I get back to you later?", "What works best for you?", "Can you tell me a bit more?"),
+        "thanks": ("Thanks for letting me know!", "Got it, thanks!", "OK, thanks!"),
+        "react": ("Good to hear!", "Nice one!", "No worries!"),
     }),
     "de": MappingProxyType({
         "agree": ("Klingt gut!", "Ja, passt mir.", "Klar, mach ich!", "Super, danke!"),
         "decline": ("Sorry, ich kann leider nicht.", "Diesmal leider nicht.", "Da muss ich passen, sorry!"),
         "ask": ("Kann ich mich später melden?", "Was passt dir am besten?", "Erzähl mal genauer?"),
+        "thanks": ("Danke für die Info!", "Alles klar, danke!", "Okay, danke dir!"),
+        "react": ("Schön zu hören!", "Wie toll!", "Kein Problem!"),
     }),
     "es": MappingProxyType({
         "agree": ("¡Me parece bien!", "Sí, me va bien.", "¡Claro, hecho!", "¡Genial, gracias!"),
         "decline": ("Lo siento, no puedo.", "Esta vez no, lo siento.", "Paso, ¡lo siento!"),
         "ask": ("¿Te digo algo luego?", "¿Qué te viene mejor?", "¿Me cuentas un poco más?"),
+        "thanks": ("¡Gracias por avisar!", "Vale, ¡gracias!", "¡Entendido, gracias!"),
+        "react": ("¡Qué bien!", "¡Me alegro mucho!", "¡No pasa nada!"),
     }),
     "fr": MappingProxyType({
         "agree": ("Ça marche !", "Oui, ça me va.", "Bien sûr, je m'en occupe !", "Super, merci !"),
         "decline": ("Désolé, je ne peux pas.", "Pas cette fois, désolé.", "Je vais passer mon tour, désolé !"),
         "ask": ("Je te redis plus tard ?", "Qu'est-ce qui t'arrange ?", "Tu peux m'en dire plus ?"),
+        "thanks": ("Merci de me prévenir !", "D'accord, merci !", "Ok, merci !"),
+        "react": ("Trop bien !", "Ça me fait plaisir !", "Pas de souci !"),
     }),
 })
 
