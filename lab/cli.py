@@ -240,6 +240,8 @@ def eval_replies_cmd(
                                            "prompt (off by default: read blind, they made drafts worse)")] = False,
     rank: Annotated[bool, typer.Option("--rank/--no-rank", help="each intent's draft against the bank's replies, "
                                        "ranked by the model as the wearer's next message")] = False,
+    third: Annotated[str, typer.Option(help="the third draft when something is asked: 'later' (the bank's putting "
+                                       "it off, the default) or 'ask' (the model's question back)")] = "later",
     out: OutOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Reply drafts: with --set, the usable rate (no assistant-speak, role confusion, invented detail, stale plan,
@@ -261,6 +263,9 @@ def eval_replies_cmd(
         assistant = open_assistant(model, threads, n_ctx, adapters)
         assistant.reply_examples = examples
         assistant.rank_drafts = rank
+        if third not in ("ask", "later"):
+            raise typer.BadParameter(f"{third!r}: ask or later", param_hint="--third")
+        assistant.third = third  # type: ignore[assignment]
         with progress() as bar:
             if reply_set is not None:
                 task = bar.add_task(f"drafting the {part} part with {assistant.engine.name}", total=None)

@@ -270,25 +270,30 @@ def factcc_table() -> str:
 
 
 def replies_reading_table() -> str:
-    """The reply set's tune part, per drafting variant: the judge's numbers beside a blind reading of every draft."""
-    reading_path = HERE / "replies" / "reading-tune.json"
-    if not reading_path.exists():
+    """The reply set's tune part, per drafting variant: the judge's numbers beside a blind reading of every draft
+    (one row per variant and reading; each reading compared its variants side by side)."""
+    readings = sorted((HERE / "replies").glob("reading-tune*.json"))
+    if not readings:
         return "(no reference run yet)"
-    reading = _load(reading_path)
-    out = ["| variant | what it does | judge: usable | judge: served | read: sendable drafts | read: on request "
-           "threads | read: on news threads | read: threads with one to send | p50 / p90 (s) |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for arm, r in reading["arms"].items():
-        run = _load(HERE / "replies" / f"tune-{arm}.json")
-        judged = run["set"]
-        out.append(f"| `{arm}` | {run['pipeline']} | {_pct(judged['usable_rate'], 1)} | "
-                   f"{_pct(judged['served_rate'])} | {r['send']}/{r['drafts']} | "
-                   f"{r['request_send']}/{r['request_drafts']} | {r['news_send']}/{r['news_drafts']} | "
-                   f"{r['threads_with_a_sendable_draft']}/{reading['threads']} | "
-                   f"{judged['latency_p50_s']:.1f} / {judged['latency_p90_s']:.1f} |")
-    out += ["", f"Model `{run['set']['model']}`, 2 threads, {run['set']['n_threads']} tune threads; read: "
-                f"{reading['threads']} of them ({reading['excluded']} left out), by {reading['reader']}, asked "
-                f"\"{reading['question']}\" Runs and every verdict with its reason: `results/replies/`."]
+    out = ["| reading | variant | what it does | judge: usable | judge: served | read: sendable drafts | read: on "
+           "request threads | read: on news threads | read: threads with one to send | p50 / p90 (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for n, path in enumerate(readings, 1):
+        reading = _load(path)
+        for arm, r in reading["arms"].items():
+            run = _load(HERE / "replies" / f"tune-{arm}.json")
+            judged = run["set"]
+            out.append(f"| {n} | `{arm}` | {run['pipeline']} | {_pct(judged['usable_rate'], 1)} | "
+                       f"{_pct(judged['served_rate'])} | {r['send']}/{r['drafts']} | "
+                       f"{r['request_send']}/{r['request_drafts']} | {r['news_send']}/{r['news_drafts']} | "
+                       f"{r['threads_with_a_sendable_draft']}/{reading['threads']} | "
+                       f"{judged['latency_p50_s']:.1f} / {judged['latency_p90_s']:.1f} |")
+        notes.append(f"reading {n} (`{path.name}`): {reading['threads']} threads ({reading['excluded']} left out), "
+                     f"by {reading['reader']}")
+    out += ["", f"Model `{run['set']['model']}`, 2 threads, {run['set']['n_threads']} tune threads. Each draft was "
+                f"asked \"{reading['question']}\" — " + "; ".join(notes) + ". Runs and every verdict with its "
+                "reason: `results/replies/`."]
     return "\n".join(out)
 
 

@@ -41,11 +41,11 @@ def user_of(call) -> str:
     return chat_parts(call.prompt)["user"]
 
 
-# -- draft_replies: the repair loop ------------------------------------------------------------------------------
+# -- draft_replies: the repair loop (three model drafts: third="ask"; the default "later" banks the third) ----------
 
 def test_a_first_answer_with_three_distinct_drafts_is_shown_without_repair():
     engine = FakeEngine(['{"agree": "Count me in!", "decline": "Sorry, not this time", "ask": "What time?"}'])
-    result = Assistant(engine).draft_replies(dinner())
+    result = Assistant(engine, third="ask").draft_replies(dinner())
     assert result.replies == ["Count me in!", "Sorry, not this time", "What time?"]
     assert result.text == "Count me in! | Sorry, not this time | What time?"
     assert (result.attempts, result.json_valid, result.first_identical) == (1, True, False)
@@ -60,7 +60,7 @@ def test_a_duplicate_and_a_blank_draft_are_repaired_slot_by_slot_until_three_dis
         'Reply: "Sorry, I can\'t make Friday"\nand a second line',  # labelled and quoted: cleaned to one line
         "What time should we meet?",
     ])
-    result = Assistant(engine).draft_replies(dinner())
+    result = Assistant(engine, third="ask").draft_replies(dinner())
     assert result.replies == ["Count me in!", "Sorry, I can't make Friday", "What time should we meet?"]
     assert result.attempts == 3
     assert result.json_valid is False  # the first answer lacked a draft
@@ -80,7 +80,7 @@ def test_a_duplicate_and_a_blank_draft_are_repaired_slot_by_slot_until_three_dis
 
 def test_an_unreadable_first_answer_gets_every_draft_from_a_repair():
     engine = FakeEngine(['{"agree": "Yes', "Yes, see you there", "No, sorry", "Who else is coming?"])
-    result = Assistant(engine).draft_replies(dinner())
+    result = Assistant(engine, third="ask").draft_replies(dinner())
     assert result.replies == ["Yes, see you there", "No, sorry", "Who else is coming?"]
     assert (result.attempts, result.json_valid, result.first_identical) == (4, False, False)
     agree = engine.generations[1]
@@ -90,7 +90,7 @@ def test_an_unreadable_first_answer_gets_every_draft_from_a_repair():
 def test_a_repair_that_never_succeeds_gives_way_to_the_banks_reply_after_two_tries():
     engine = FakeEngine(['{"agree": "Sounds good", "decline": "Sounds good", "ask": "Which time?"}'] +
                         ["Sounds good!"] * 2)
-    result = Assistant(engine).draft_replies(dinner())
+    result = Assistant(engine, third="ask").draft_replies(dinner())
     repairs = engine.generations[1:]
     assert len(repairs) == 2 and engine.script_left()["generate"] == 0  # two tries, then no third
     assert [c.params.temperature for c in repairs] == pytest.approx([0.8, 1.1])  # hotter each time
@@ -102,7 +102,7 @@ def test_a_repair_that_never_succeeds_gives_way_to_the_banks_reply_after_two_tri
 def test_a_draft_that_fails_the_checks_is_redrafted_like_a_duplicate():
     engine = FakeEngine(['{"agree": "Sure, see you there!", "decline": "I\'m sorry, but I can\'t assist with that.", '
                          '"ask": "Could you book Luigi\'s for 9pm?"}', "Sorry, can't make it this time", "Who else?"])
-    result = Assistant(engine).draft_replies(dinner())
+    result = Assistant(engine, third="ask").draft_replies(dinner())
     assert result.replies == ["Sure, see you there!", "Sorry, can't make it this time", "Who else?"]
     assert (result.first_usable, result.banked, result.attempts) == (1, 0, 3)  # assistant-speak; an invented 9pm
     assert "Write it in English" in user_of(engine.generations[1])
@@ -119,7 +119,7 @@ def test_a_scam_gets_the_safe_replies_in_its_language_and_the_model_is_not_asked
 
 def test_a_blank_repair_is_not_a_draft():
     engine = FakeEngine(['{"agree": "Sure", "decline": "No thanks", "ask": "  "}', "", "Where exactly?"])
-    result = Assistant(engine).draft_replies(dinner())
+    result = Assistant(engine, third="ask").draft_replies(dinner())
     assert result.replies == ["Sure", "No thanks", "Where exactly?"] and result.attempts == 3
 
 
@@ -345,3 +345,12 @@ def test_a_question_a_request_or_reply_yes_asks_the_wearer_and_a_reply_of_theirs
     assert asks_the_wearer(said("Kannst du Oma abholen"))
     assert not asks_the_wearer(said("Just landed! Taxi to the hotel now x"))
     assert not asks_the_wearer(said("Are you coming?") + said("Yes!", sender="me") + said("Great, see you then"))
+
+
+def test_with_third_later_the_model_writes_yes_and_no_and_the_bank_puts_it_off():
+    engine = FakeEngine(['{"agree": "Count me in!", "decline": "Sorry, not this time"}'])
+    result = Assistant(engine, third="later").draft_replies(dinner())
+    assert result.replies == ["Count me in!", "Sorry, not this time", reply_bank.BANK["en"]["later"][0]]
+    (call,) = engine.generations
+    assert call.params.json_schema == prompts.AGREE_DECLINE_SCHEMA
+    assert system_of(call) == prompts.AGREE_DECLINE_SYSTEM

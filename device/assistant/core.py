@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from device.assistant import prompts, reply_bank
 from device.assistant.drafts import ThreadFacts, asks_the_wearer, detect_language, judge
@@ -35,6 +36,7 @@ NOTIFY_WORDS = 15  # the notification line the model is asked for
 # written, after a paragraph summarizing the ones before (a long chat's early plans are what a summary gets stale on)
 LONG_CHAT_LINES = 40
 RECENT_LINES = 16
+ThirdDraft = Literal["ask", "later"]
 REPAIR_TRIES = 2  # redrafts of one failing reply before the bank's is shown (each costs a generation)
 
 
@@ -141,8 +143,10 @@ class Assistant:
                  kv: ThreadKVCache | None = None, guard: bool = True, adapters: dict[Task, str] | None = None,
                  prefix_store: PrefixStore | None = None, reported: bool = True, check_meaning: bool = False,
                  check_acts: bool = True, verbatim_words: int = VERBATIM_WORDS, summary_examples: bool = True,
-                 paraphrase: bool = True, reply_examples: bool = False, rank_drafts: bool = False):
+                 paraphrase: bool = True, reply_examples: bool = False, rank_drafts: bool = False,
+                 third: ThirdDraft = "later"):
         self.engine = engine
+        self.third = third  # the third draft when something is asked: the model's question back, or "later"
         # each intent's draft competes with the bank's replies for it, scored by the model as my next message
         self.rank_drafts = rank_drafts
         self.reply_examples = reply_examples  # worked examples in the drafting prompt
@@ -517,29 +521,34 @@ class Assistant:
         self._task(Task.DRAFT_REPLIES)
         header = prompts.thread_header(thread.name, thread.participants)
         news = not asks_the_wearer(thread.messages[-REPLY_CONTEXT_MESSAGES:])
-        keys = prompts.reply_keys(news)
-        examples = self.reply_examples and \
+        later = not news and self.third == "later"
+        keys = ("agree", "decline", "later") if later else prompts.reply_keys(news)
+        examples = self.reply_examples and not later and \
             self.engine.count_tokens(prompts.NEWS_EXAMPLES if news else prompts.REPLY_EXAMPLES) <= \
             self.engine.n_ctx // 4
 
         def build(h: str, ls: list[str]) -> list[ChatMessage]:
+            if later:
+                return prompts.agree_decline_messages(h, ls, facts.language)
             return prompts.replies_messages(h, ls, facts.language, examples, news)
 
         lines = self._recent_lines(thread, REPLIES_TOKENS, build, header)
-        params = GenerationParams(max_tokens=REPLIES_TOKENS, temperature=self.temperature,
-                                  json_schema=prompts.NEWS_SCHEMA if news else prompts.REPLIES_SCHEMA)
+        schema = prompts.AGREE_DECLINE_SCHEMA if later else prompts.NEWS_SCHEMA if news else prompts.REPLIES_SCHEMA
+        params = GenerationParams(max_tokens=REPLIES_TOKENS, temperature=self.temperature, json_schema=schema)
         gen = self._run(build(header, lines), params)
         first = gen
         prompt_tokens, completion_tokens = gen.prompt_tokens, gen.completion_tokens
         replies = self._parse_replies(gen.text, keys)
-        json_valid = all(replies)  # parsed, with all three drafts present
+        if later:  # the model wrote yes and no; the third chip puts it off, in the wearer's words from the bank
+            replies[2] = reply_bank.fallback(facts.language, "later", replies[:2])
+        json_valid = all(replies)  # parsed, with all drafts present
         filled = [normalise(r) for r in replies if normalise(r)]
         first_identical = len(set(filled)) < len(filled)
         first_usable = sum(self._slot_ok(replies, i, facts) for i in range(3))
         attempts, banked = 1, 0
         # Redraft a failing slot on its own, hotter each time; then the bank's reply for that intent.
         for key_index, key in enumerate(keys):
-            tries = 0
+            tries = REPAIR_TRIES if key == "later" else 0  # the bank's own reply: never redrafted
             while not self._slot_ok(replies, key_index, facts) and tries < REPAIR_TRIES:
                 tries += 1
                 attempts += 1

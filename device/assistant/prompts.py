@@ -44,6 +44,23 @@ REPLIES_SYSTEM = ("You help me answer my chat messages. I am 'Me' in the chat; t
                   "what they asked of me. Write like a friend texting, never like an assistant. Answer in JSON. "
                   + GUARD)
 
+# The model's questions back were the drafts a reader would least send (docs/experiments/replies.md): with
+# `third="later"` the model writes yes and no, and the third chip puts the answer off ("Let me check and get back
+# to you"), from the bank.
+AGREE_DECLINE_SYSTEM = (
+    "You help me answer my chat messages. I am 'Me' in the chat; the others write to me, so when they ask for "
+    "something, they ask me. Suggest two different short messages I could send next, written as me to them (first "
+    "person, casual, under 15 words each, about what was actually said, with no names, numbers, times or days the "
+    "chat does not have): 'agree' says yes or agrees, 'decline' says no or declines kindly. Write like a friend "
+    "texting, never like an assistant. Answer in JSON. " + GUARD)
+AGREE_DECLINE_KEYS = ("agree", "decline")
+AGREE_DECLINE_SCHEMA: dict = {
+    "type": "object",
+    "properties": {key: {"type": "string", "minLength": 2, "maxLength": 160} for key in AGREE_DECLINE_KEYS},
+    "required": list(AGREE_DECLINE_KEYS),
+    "additionalProperties": False,
+}
+
 LANGUAGE_NAMES = {"en": "English", "de": "German", "es": "Spanish", "fr": "French"}
 
 NEXT_SYSTEM = ("You help me answer my chat messages. I am 'Me' in the chat. Write the one message I send next, "
@@ -223,6 +240,13 @@ REPLY_EXAMPLES = (
     "bar is shut Friday, Saturday instead? I can pick you up\n</messages>\n"
     '{"agree": "Saturday works, and yes please pick me up!", "decline": "Can\'t do Saturday, sorry. Next week?", '
     '"ask": "Which bar are we going to instead?"}')
+
+
+def agree_decline_messages(header: str, lines: list[str], language: str = "en") -> list[ChatMessage]:
+    return [ChatMessage("system", AGREE_DECLINE_SYSTEM),
+            ChatMessage("user", f"{header}\n{fence(lines)}\nWhat could I reply? Give me the two messages in "
+                                f"{LANGUAGE_NAMES.get(language, 'English')} as JSON with keys \"agree\" and "
+                                f"\"decline\".")]
 
 
 def replies_system(examples: bool = True, news: bool = False) -> str:

@@ -12,7 +12,8 @@ from types import MappingProxyType
 
 from device.messages.words import Language
 
-Intent = str  # "agree" | "decline" | "ask" (prompts.REPLY_KEYS); "thanks" | "react" | "ask" (prompts.NEWS_KEYS)
+Intent = str  # "agree" | "decline" | "ask" (prompts.REPLY_KEYS); "thanks" | "react" | "ask" (prompts.NEWS_KEYS);
+# "later": putting the answer off, the third chip beside the model's yes and no (Assistant(third="later"))
 
 BANK: MappingProxyType[Language, MappingProxyType[Intent, tuple[str, ...]]] = MappingProxyType({
     "en": MappingProxyType({
@@ -21,6 +22,8 @@ BANK: MappingProxyType[Language, MappingProxyType[Intent, tuple[str, ...]]] = Ma
         "ask": ("Can I get back to you later?", "What works best for you?", "Can you tell me a bit more?"),
         "thanks": ("Thanks for letting me know!", "Got it, thanks!", "OK, thanks!"),
         "react": ("Good to hear!", "Nice one!", "No worries!"),
+        "later": ("Let me check and get back to you.", "I'll let you know soon!",
+                  "Give me a bit, I'll get back to you."),
     }),
     "de": MappingProxyType({
         "agree": ("Klingt gut!", "Ja, passt mir.", "Klar, mach ich!", "Super, danke!"),
@@ -28,6 +31,7 @@ BANK: MappingProxyType[Language, MappingProxyType[Intent, tuple[str, ...]]] = Ma
         "ask": ("Kann ich mich später melden?", "Was passt dir am besten?", "Erzähl mal genauer?"),
         "thanks": ("Danke für die Info!", "Alles klar, danke!", "Okay, danke dir!"),
         "react": ("Schön zu hören!", "Wie toll!", "Kein Problem!"),
+        "later": ("Ich schau mal und melde mich.", "Ich sag dir gleich Bescheid!", "Moment, ich melde mich gleich."),
     }),
     "es": MappingProxyType({
         "agree": ("¡Me parece bien!", "Sí, me va bien.", "¡Claro, hecho!", "¡Genial, gracias!"),
@@ -35,6 +39,7 @@ BANK: MappingProxyType[Language, MappingProxyType[Intent, tuple[str, ...]]] = Ma
         "ask": ("¿Te digo algo luego?", "¿Qué te viene mejor?", "¿Me cuentas un poco más?"),
         "thanks": ("¡Gracias por avisar!", "Vale, ¡gracias!", "¡Entendido, gracias!"),
         "react": ("¡Qué bien!", "¡Me alegro mucho!", "¡No pasa nada!"),
+        "later": ("Lo miro y te digo.", "¡Ahora te digo algo!", "Dame un momento y te contesto."),
     }),
     "fr": MappingProxyType({
         "agree": ("Ça marche !", "Oui, ça me va.", "Bien sûr, je m'en occupe !", "Super, merci !"),
@@ -42,6 +47,7 @@ BANK: MappingProxyType[Language, MappingProxyType[Intent, tuple[str, ...]]] = Ma
         "ask": ("Je te redis plus tard ?", "Qu'est-ce qui t'arrange ?", "Tu peux m'en dire plus ?"),
         "thanks": ("Merci de me prévenir !", "D'accord, merci !", "Ok, merci !"),
         "react": ("Trop bien !", "Ça me fait plaisir !", "Pas de souci !"),
+        "later": ("Je regarde et je te redis.", "Je te dis ça vite !", "Laisse-moi voir, je te redis."),
     }),
 })
 
