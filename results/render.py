@@ -269,10 +269,15 @@ def factcc_table() -> str:
     return "\n".join(out)
 
 
+def _reading_paths() -> list[Path]:
+    """The blind readings of the reply set in the order they were made: the first, then its follow-ups."""
+    return sorted((HERE / "replies").glob("reading-tune*.json"), key=lambda p: (p.stem != "reading-tune", p.name))
+
+
 def replies_reading_table() -> str:
     """The reply set's tune part, per drafting variant: the judge's numbers beside a blind reading of every draft
     (one row per variant and reading; each reading compared its variants side by side)."""
-    readings = sorted((HERE / "replies").glob("reading-tune*.json"))
+    readings = _reading_paths()
     if not readings:
         return "(no reference run yet)"
     out = ["| reading | variant | what it does | judge: usable | judge: served | read: sendable drafts | read: on "
@@ -800,6 +805,20 @@ def glance_table() -> str:
                      "summaries shown with an unsupported name, number or time: guard off → on",
                      f"{_pct(g[False]['unsupported_rate'])} → {_pct(g[True]['unsupported_rate'])}",
                      "[assistant](docs/assistant.md#faithfulness-guard)"))
+    readings = [_load(p) for p in _reading_paths()]
+    if readings:
+        arms: dict[str, dict] = {}
+        for reading in readings:  # a variant read twice keeps its latest reading
+            arms |= reading["arms"]
+        first, last = next(iter(readings[0]["arms"])), list(readings[-1]["arms"])[-1]
+        a, b = arms[first], arms[last]
+        rows.append((f"Reply drafts read blind (reply set, tune part, {readings[0]['threads']} non-scam threads, "
+                     f"`{_load(HERE / 'replies' / f'tune-{last}.json')['set']['model']}`)",
+                     "drafts a person would send as is; threads with one to send: first pipeline → default",
+                     f"{a['send']}/{a['drafts']} → **{b['send']}/{b['drafts']}**; "
+                     f"{arms[first]['threads_with_a_sendable_draft']}/{readings[0]['threads']} → "
+                     f"**{arms[last]['threads_with_a_sendable_draft']}/{readings[-1]['threads']}**",
+                     "[assistant](docs/assistant.md#reply-drafts)"))
     reps = sorted((_load(p) for p in sorted((HERE / "quality").glob("replies-*.json"))),
                   key=lambda r: (ORDER.get(r["model"], 9), r["adapter"] or ""))
     if reps:
