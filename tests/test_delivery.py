@@ -450,3 +450,23 @@ def test_cli_refuses_an_unknown_chat_naming_close_matches(home):
 def test_cli_refuses_what_it_cannot_keep(home, args):
     result, _ = chats(*args)
     assert result.exit_code == 2, result.output
+
+
+# -- a source's edits, deletions and state on the display (what the Matrix connector calls) -------------------------
+def test_an_edit_replaces_the_message_a_deletion_removes_it_and_its_card_and_the_state_line_keeps_the_toast():
+    clock = Clock()
+    session, _ = session_for(clock)
+    original = msg("Climbing crew", "Priya", "Are we still on for 7pm at the wall?", clock)
+    session.receive(original)
+    assert session.screen.view == "card"
+    edited = Message(original.thread, original.sender, "Are we still on for 8pm at the wall?", original.ts)
+    session.replace_message(original, edited)
+    assert session.threads["Climbing crew"].messages[-1] == edited and original not in \
+        session.threads["Climbing crew"].messages
+    session.remove_message(edited)
+    assert edited not in session.threads["Climbing crew"].messages
+    assert (session.screen.view, session.screen.card) == ("idle", None), "the deleted message's card goes too"
+    session._show(toast="Sent to Mum")
+    shown = session.set_connection("Matrix: reconnecting… (server unreachable; next try in 2 s)")
+    assert shown.connection.startswith("Matrix: reconnecting") and shown.toast == "Sent to Mum"
+    assert session.set_connection(None).connection is None

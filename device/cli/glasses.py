@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -103,7 +104,7 @@ def hud(
         else:
             store, known = fresh_store("hud.db", shared=True), {}
         asker = _hud_asker(assistant, store, threads)
-        connector, transport = (_matrix_connector(store) if matrix else (None, None))
+        connector, transport, arrivals = _matrix_connector(store) if matrix else (None, None, None)
         # what reaches the display: the wearer's settings (`glassmate chats`), and what they say to change them
         policy_store = store if matrix else MessageStore(state_dir() / "glassmate.db", shared=True)
         session = GlassesSession(assistant, open_gate(store, transport=transport), known, aliases=nicknames,
@@ -112,7 +113,7 @@ def hud(
                                  policy=DeliveryPolicy.load(policy_store), save_policy=lambda p: p.save(policy_store))
         if connector is not None:
             session.on_read = store.mark_read  # read stays read after a restart
-            _wire_matrix(connector, session)
+            _wire_matrix(connector, session, arrivals)
         if replay_feed and messages:
             start_replay(session, messages, realtime=True, speed=speed)
         if voice:
@@ -135,40 +136,51 @@ def hud(
                     ssl_keyfile=str(certificate.key) if certificate else None)
 
 
+Arrival = Literal["receive", "edit", "delete"]  # what the Matrix connector queues for the session
+
+
 def _matrix_connector(store: MessageStore):
-    """The Matrix connector and the egress transport that hands it confirmed replies (everything else: the
-    outbox folder, as before)."""
+    """The Matrix connector, the egress transport that hands it confirmed replies (everything else: the outbox
+    folder, as before), and the queue its arrivals wait in for the session."""
     from device.connectors.matrix import DESTINATION, MatrixConnector, MatrixError, Outbox
     from device.privacy.transport import OutboxTransport, RoutingTransport
 
-    pending: queue.Queue = queue.Queue()
+    arrivals: queue.Queue = queue.Queue()  # of (what, args): filled with the session's calls by _wire_matrix
     try:
-        connector = MatrixConnector(store, state_dir(), deliver=lambda batch, notify: pending.put((batch, notify)))
+        connector = MatrixConnector(store, state_dir(), deliver=lambda batch, notify: arrivals.put(
+            ("receive", (batch, notify))))
     except MatrixError as exc:
         raise fail(str(exc)) from None
-    connector.pending = pending  # type: ignore[attr-defined]  # drained by _wire_matrix's worker
-    return connector, RoutingTransport(OutboxTransport(state_dir() / "outbox"), {DESTINATION: Outbox(connector)})
+    return connector, RoutingTransport(OutboxTransport(state_dir() / "outbox"), {DESTINATION: Outbox(connector)}), \
+        arrivals
 
 
-def _wire_matrix(connector, session) -> None:
-    """Arrivals reach the session in a worker of their own (the model's notification is slow; the sync must not
-    wait for it); edits, deletions and the connection state go straight to the display."""
+def _wire_matrix(connector, session, arrivals: queue.Queue) -> None:
+    """Arrivals, edits and deletions reach the session in order, in a worker of their own (the model's notification
+    is slow; the sync must not wait for it); the connection state goes straight to the display."""
     from device.connectors.matrix import DESTINATION
 
     session.reply_destination = lambda thread: DESTINATION if connector.owns(thread) else "phone-bridge"
     session.source_of = lambda message: "matrix" if connector.owns(message.thread) else "feed"
     connector.on_state = session.set_connection
-    connector.on_edit = session.replace_message
-    connector.on_delete = session.remove_message
+    # edits and deletions queue behind the arrivals they refer to: an edit never overtakes its message
+    connector.on_edit = lambda old, new: arrivals.put(("edit", (old, new)))
+    connector.on_delete = lambda message: arrivals.put(("delete", (message,)))
+
+    def receive(batch: list, notify: bool) -> None:
+        for i, message in enumerate(batch):  # one card per batch: the last message's
+            try:
+                session.receive(message, notify=notify and i == len(batch) - 1)
+            except (EngineError, AssistantError) as exc:  # the message is stored; its card could not be made
+                err.print(f"[yellow]could not notify:[/] {exc}", highlight=False)
+
+    calls: dict[Arrival, Callable[..., object]] = {"receive": receive, "edit": session.replace_message,
+                                                   "delete": session.remove_message}
 
     def work() -> None:
         while True:
-            batch, notify = connector.pending.get()
-            for i, message in enumerate(batch):  # one card per batch: the last message's
-                try:
-                    session.receive(message, notify=notify and i == len(batch) - 1)
-                except (EngineError, AssistantError) as exc:  # the message is stored; its card could not be made
-                    err.print(f"[yellow]could not notify:[/] {exc}", highlight=False)
+            what, args = arrivals.get()
+            calls[what](*args)
 
     threading.Thread(target=work, name="matrix-arrivals", daemon=True).start()
     connector.start()
