@@ -503,3 +503,43 @@ def bench_ask(
         if key != "samples":
             table.add_row(key, str(value))
     console.print(table)
+
+
+def bench_glance(
+    after: Annotated[float, typer.Option(help="seconds between a card showing and the wearer's tap")] = 3.0,
+    runs: Annotated[int, typer.Option(help="runs of the sample inbox per arm (the arms alternate)")] = 2,
+    feed: Annotated[Path | None, typer.Option(help="JSONL feed to replay (default: the sample inbox)")] = None,
+    model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
+    out: OutOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """What the wearer waits for after tapping a card: tap → catch-up and tap → drafts, with the chat prepared in
+    the background when its card showed (`hud --prepare`, the default) and without."""
+    from device.assistant.core import Assistant
+    from device.cli.common import feed_or_sample
+    from lab.glance import run_glances
+    from lab.machine import machine_info
+
+    if after < 0 or runs < 1:
+        raise typer.BadParameter("--after must be ≥ 0 and --runs ≥ 1")
+    with clear_errors():
+        first = open_assistant(model, threads, n_ctx, adapters)
+
+        def fresh() -> Assistant:  # no thread state carries from one arm to the next
+            return Assistant(first.engine, adapters=first.adapters, prefix_store=first.prefix_store,
+                             paraphrase=first.paraphrase)
+
+        with err.status("glancing…") as status:
+            report = run_glances(fresh, feed_or_sample(feed), after, runs, first.engine.name,
+                                 threads or len(os.sched_getaffinity(0)), progress=status.update)
+    result = report.to_json() | {"machine": machine_info(first.engine)}
+    write_result(out, result)
+    if as_json:
+        print_json(result)
+        return
+    table = Table("prepare", "n", "tap → catch-up p50 / p90 (s)", "tap → drafts p50 / p90 (s)",
+                  title=f"the glance, {report.model}, tap {after:g} s after the card")
+    for arm, row in report.summary().items():
+        if isinstance(row, dict):
+            table.add_row(arm, str(row["n"]), f"{row['to_summary_s']['p50']:.2f} / {row['to_summary_s']['p90']:.2f}",
+                          f"{row['to_chips_s']['p50']:.2f} / {row['to_chips_s']['p90']:.2f}")
+    console.print(table)

@@ -346,6 +346,32 @@ def demo_table() -> str:
     return "\n".join(out)
 
 
+def _tap_runs() -> list[dict]:
+    return [_load(p) for p in sorted((HERE / "bench").glob("tap-*.json"))]
+
+
+def tap_wait_table() -> str:
+    """`glassmate bench-glance`: what the wearer waits for after tapping a card, prepared in the background or not."""
+    runs = _tap_runs()
+    if not runs:
+        return "(no bench-glance run yet)"
+    out = ["| model | tap after the card (s) | prepare | n | tap → catch-up p50 / p90 (s) | "
+           "tap → drafts p50 / p90 (s) |", "|---|---|---|---|---|---|"]
+    notes = []
+    for r in sorted(runs, key=lambda r: (ORDER.get(r["model"], 9), r["after_s"])):
+        for arm in ("off", "on"):
+            row = r["summary"].get(arm)
+            if row:
+                out.append(f"| {r['model']} | {r['after_s']:g} | {arm} | {row['n']} | "
+                           f"{row['to_summary_s']['p50']:.2f} / {row['to_summary_s']['p90']:.2f} | "
+                           f"{row['to_chips_s']['p50']:.2f} / {row['to_chips_s']['p90']:.2f} |")
+        notes.append(f"`{r['command']}` ({r['threads']} threads, {r['machine'].get('cpu') or 'CPU'})")
+    out.append("")
+    out.append("Sample inbox, arms alternating run by run in one process, each with a fresh assistant over the same "
+               "engine. Commands: " + "; ".join(notes) + ".")
+    return "\n".join(out)
+
+
 def _fence(text: str) -> str:
     """A fenced block that the text itself cannot close."""
     ticks = "```"
@@ -968,6 +994,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "quality": quality_table, "faithfulness": faithfulness_table, "adapters": adapters_table,
     "adapters-note": adapters_note, "replies": replies_table, "replies-reading": replies_reading_table,
     "meaning": meaning_table, "factcc": factcc_table, "demo": demo_table, "gallery": gallery,
+    "tap-wait": tap_wait_table,
     "pii": pii_table, "bench": bench_table, "bench-baselines": bench_baselines_table, "quantize": quantize_table,
     "ask": ask_table, "ask-bench": ask_bench_lines, "ask-verifier": ask_verifier_table, "ask-hedged": ask_hedged_table,
     "commands": commands_table, "federated": federated_table, "fl-drafts": fl_drafts_note, "cli": cli_reference,

@@ -139,6 +139,16 @@ def test_a_reply_leaves_only_after_read_back_and_an_explicit_send(engine, tmp_pa
     assert session.threads["Mum"].messages[-1].sender == "me"
 
 
+def test_a_reply_confirmed_while_the_source_is_down_is_told_as_waiting_not_sent(engine, tmp_path):
+    session, transport, _ = _session(engine, tmp_path)
+    session.set_connection("Matrix: reconnecting… (server unreachable; next try in 4 s)")
+    session.hear("tell mum I'll bring a cake")
+    s = session.hear("send")
+    assert s.view == "sent" and s.toast == "Will send to Mum when the connection is back"
+    assert s.say == "I'll send it to Mum when the connection is back."
+    assert [kind for _, kind, _ in transport.delivered] == ["outgoing-reply"], "queued with the transport all the same"
+
+
 def test_the_gate_refuses_a_send_the_session_did_not_confirm(engine, tmp_path):
     session, transport, _ = _session(engine, tmp_path)
     decision = session.gate.send("outgoing-reply", {"thread": "Mum", "text": "PIN 1234"}, "phone-bridge")

@@ -55,7 +55,7 @@ def hud_server(engine, tmp_path):
     assistant = Assistant(engine)
     index = MessageIndex(store, Embedder(threads=2))
     session = GlassesSession(assistant, gate, threads, on_message=lambda m: store.add([m]),
-                             asker=InboxAsker(assistant, index))
+                             asker=InboxAsker(assistant, index), prepare=True)  # the HUD's default
     port = _free_port()
     secret = pairing.load_or_create(tmp_path)  # as `glassmate hud --dev-feed` serves it: paired displays only
     security = HudSecurity(secret, tuple(pairing.allowed_hosts("127.0.0.1")), dev_feed=True)
@@ -71,6 +71,7 @@ def hud_server(engine, tmp_path):
     yield f"http://127.0.0.1:{port}", session, tmp_path, secret
     server.should_exit = True
     worker.join(timeout=10)
+    session.close()
     store.close()
 
 

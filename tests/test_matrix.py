@@ -262,7 +262,9 @@ def test_encrypted_chat_in_restart_and_outage_reply_lands_once(world):
             server.stop()  # the homeserver goes away while the reply waits for confirmation
             page.keyboard.press("Enter")  # confirm
             page.wait_for_function("document.getElementById('display').dataset.view === 'sent'")
-            assert page.text_content("#toast") == "Sent to Climbing crew"
+            # the connector may or may not have seen the outage yet: either way the wearer is told the truth
+            assert page.text_content("#toast") in ("Sent to Climbing crew",
+                                                   "Will send to Climbing crew when the connection is back")
             page.wait_for_function("document.getElementById('connection').textContent.startsWith('Matrix:')")
             outage = page.text_content("#connection")
             page.screenshot(path=str(ARTIFACTS / "3-outage.png"))

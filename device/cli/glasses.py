@@ -66,6 +66,9 @@ def hud(
                                                               "(paired clients only)")] = False,
     matrix: Annotated[bool, typer.Option("--matrix", help="your Matrix chats, live (connect first: glassmate "
                                          "connect matrix); the wearer's store keeps them across restarts")] = False,
+    prepare: Annotated[bool, typer.Option("--prepare/--no-prepare", help="when a card shows, make its chat's "
+                                          "catch-up and drafts in the background, so opening it finds them ready")
+                       ] = True,
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
 ) -> None:
     """Serve the glasses' display on http://HOST:PORT and replay a feed into it (touchpad: arrows, Enter, Esc;
@@ -110,7 +113,8 @@ def hud(
         session = GlassesSession(assistant, open_gate(store, transport=transport), known, aliases=nicknames,
                                  complete=llm_completer(assistant) if llm_commands else None,
                                  on_message=lambda m: store.add([m]), asker=asker,
-                                 policy=DeliveryPolicy.load(policy_store), save_policy=lambda p: p.save(policy_store))
+                                 policy=DeliveryPolicy.load(policy_store), save_policy=lambda p: p.save(policy_store),
+                                 prepare=prepare)
         if connector is not None:
             session.on_read = store.mark_read  # read stays read after a restart
             _wire_matrix(connector, session, arrivals)
@@ -131,9 +135,12 @@ def hud(
         else:
             console.print("Paired displays stay paired. To pair another: glassmate hud --pair; to revoke all: "
                           "glassmate hud --rotate-token.", highlight=False)
-        uvicorn.run(create_app(session, security), host=host, port=port, log_level="warning", access_log=False,
-                    ssl_certfile=str(certificate.cert) if certificate else None,
-                    ssl_keyfile=str(certificate.key) if certificate else None)
+        try:
+            uvicorn.run(create_app(session, security), host=host, port=port, log_level="warning", access_log=False,
+                        ssl_certfile=str(certificate.cert) if certificate else None,
+                        ssl_keyfile=str(certificate.key) if certificate else None)
+        finally:
+            session.close()
 
 
 Arrival = Literal["receive", "edit", "delete"]  # what the Matrix connector queues for the session

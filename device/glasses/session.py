@@ -21,6 +21,7 @@ from typing import Any
 
 from device.engines.base import EngineError
 from device.glasses.commands import Command, ContactBook, understand
+from device.glasses.prepare import Part, Preparer, Serialized, serialized
 from device.messages.delivery import (
     DEFAULT_SOURCE,
     Action,
@@ -68,16 +69,20 @@ class GlassesSession:
                  on_message: Callable[[Message], None] | None = None, now: Callable[[], datetime] | None = None,
                  asker: Callable[[str], Any] | None = None, policy: DeliveryPolicy | None = None,
                  source_of: Callable[[Message], str] | None = None,
-                 save_policy: Callable[[DeliveryPolicy], None] | None = None):
-        self.assistant = assistant
+                 save_policy: Callable[[DeliveryPolicy], None] | None = None, prepare: bool = False):
+        # one model, one task at a time: the foreground and the preparer's worker take turns on this lock
+        self._model_lock = threading.RLock()
+        self.assistant = Serialized(assistant, self._model_lock)
         self.gate = gate
         self.threads: dict[str, Thread] = threads if threads is not None else {}
         self.book = ContactBook.from_threads(self.threads, aliases)
-        self.complete = complete  # the LLM fallback for free phrasing (None: rules only)
+        self.complete = serialized(complete, self._model_lock)  # the LLM fallback for free phrasing (None: rules)
         self.on_message = on_message  # every message in or out (the CLI stores them, encrypted)
         self.on_read: Callable[[str], None] | None = None  # a thread read to its end (the store keeps the mark)
         self.now = now or (lambda: datetime.now().astimezone())
-        self.asker = asker  # question → device.ask.answer.Asked over the wearer's indexed messages (None: not offered)
+        # question → device.ask.answer.Asked over the wearer's indexed messages (None: not offered); it may share the
+        # engine, so it takes its turn on the model too
+        self.asker = serialized(asker, self._model_lock)
         # what reaches the display (mute / priority / quiet hours / bursts folded); voice changes are kept through
         # `save_policy` (the CLI: sealed in the wearer's store)
         self.policy = policy if policy is not None else DeliveryPolicy()
@@ -93,6 +98,22 @@ class GlassesSession:
         # where a confirmed reply to a thread goes (the egress destination): the phone bridge unless a connector
         # (Matrix) owns the thread
         self.reply_destination: Callable[[str], str] = lambda thread: "phone-bridge"
+        # a chat with a card gets its catch-up and drafts made in the background (`prepare.py`)
+        self.preparer = Preparer(assistant, self._model_lock, self._snapshot) if prepare else None
+
+    def close(self) -> None:
+        if self.preparer is not None:
+            self.preparer.close()
+
+    def _snapshot(self, name: str) -> Thread | None:
+        # no session lock: list() and the int are read atomically, and the preparer's worker calls this while the
+        # foreground may hold the session's lock waiting for that worker
+        thread = self.threads.get(name)
+        return None if thread is None else Thread(thread.name, list(thread.messages), thread.read_upto)
+
+    def _prepare(self, name: str) -> None:
+        if self.preparer is not None:
+            self.preparer.request(name)
 
     # -- observers -------------------------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[Screen], None]) -> None:
@@ -132,14 +153,17 @@ class GlassesSession:
                 interrupts = decision.level is Level.PRIORITY and s.view == "thread" and \
                     s.thread["name"] != message.thread
                 if not interrupts:
+                    self._prepare(message.thread)
                     return self._show(toast=f"New message from {message.sender}")
             held = self.delivery.take_summary(self._still_unread)
             card = {"thread": message.thread, "sender": message.sender, "ts": message.ts.isoformat()}
             if decision.action is Action.FOLD and held is None:  # no model call, no sound: the card's count grows
+                self._prepare(message.thread)
                 return self._show(view="card", card=card | {"summary": self.delivery.fold_text(message.thread)},
                                   thread=None, chips=[], confirm=None, dictation=None)
-            note = self.assistant.notify(message)
+            note = self.assistant.notify(message)  # the card first; then its chat is prepared behind it
             self.delivery.card_shown(message.thread, note.text)
+            self._prepare(message.thread)
             if held is not None:  # quiet hours are over: what they held comes first, in the same card
                 return self._show(view="card", card=card | {"summary": f"{held.text}; now {message.sender}: "
                                                                        f"{note.text}"},
@@ -469,20 +493,28 @@ class GlassesSession:
         thread = self.threads[name]
         summary = None
         if summarize:
-            self._show(view="thread", thread=self._thread_view(thread, None), card=None, chips=[], confirm=None,
-                       busy="summarizing…")
-            summary = self.assistant.catch_up(thread).text
+            if not self._ready(thread, Part.SUMMARY):
+                self._show(view="thread", thread=self._thread_view(thread, None), card=None, chips=[], confirm=None,
+                           busy="summarizing…")
+            summary = (self._take(thread, Part.SUMMARY) or self.assistant.catch_up(thread)).text
         chips: list[str] = []
         if with_chips:
-            self._show(view="thread", thread=self._thread_view(thread, summary), card=None, chips=[], confirm=None,
-                       busy="drafting replies…")
-            chips = list(self.assistant.draft_replies(thread).replies or [])
+            if not self._ready(thread, Part.DRAFTS):
+                self._show(view="thread", thread=self._thread_view(thread, summary), card=None, chips=[],
+                           confirm=None, busy="drafting replies…")
+            chips = list((self._take(thread, Part.DRAFTS) or self.assistant.draft_replies(thread)).replies or [])
         self._mark_read(thread)
         say = summary or ""
         if chips:
             say += (" " if say else "") + "Replies: " + "; ".join(f"{i}, {c}" for i, c in enumerate(chips, 1))
         return self._show(view="thread", thread=self._thread_view(thread, summary), card=None, chips=chips, chip=0,
                           confirm=None, dictation=None, say=say or None)
+
+    def _ready(self, thread: Thread, part: Part) -> bool:
+        return self.preparer is not None and self.preparer.has(thread, part)
+
+    def _take(self, thread: Thread, part: Part):
+        return self.preparer.take(thread, part) if self.preparer is not None else None
 
     def _ask_confirm(self, thread: str, text: str) -> Screen:
         view = self.screen.thread if self.screen.thread and self.screen.thread["name"] == thread else \
@@ -505,7 +537,11 @@ class GlassesSession:
         self._mark_read(self.threads[thread])
         if self.on_message:
             self.on_message(message)
-        return self._show(view="sent", confirm=None, chips=[], toast=f"Sent to {thread}", say=f"Sent to {thread}.",
+        # a source that is down keeps the reply queued and sends it once it is back: say so, never "Sent"
+        toast, say = (f"Sent to {thread}", f"Sent to {thread}.") if not s.connection else \
+            (f"Will send to {thread} when the connection is back", f"I'll send it to {thread} when the connection "
+                                                                  f"is back.")
+        return self._show(view="sent", confirm=None, chips=[], toast=toast, say=say,
                           thread=self._thread_view(self.threads[thread], s.thread.get("summary") if s.thread else None))
 
 
