@@ -98,6 +98,11 @@ class Preparer:
             self.stats.missed += 1
             return None
 
+    def put(self, thread: Thread, part: Part, result: Result) -> None:
+        """What the foreground made itself: the worker, about to make the same, finds it done."""
+        with self._cond:
+            self._ready[(thread.name, part)] = Prepared(part_key(thread, part), result)
+
     def has(self, thread: Thread, part: Part) -> bool:
         """Whether the part is prepared for the chat as it is now (no wait)."""
         with self._cond:
@@ -154,6 +159,10 @@ class Preparer:
                 now = self.snapshot(name)  # the foreground may have held the model while the chat moved on
                 if now is None or part_key(now, part) != key:
                     return False
+                with self._cond:  # ... or made this very part itself
+                    ready = self._ready.get((name, part))
+                    if ready is not None and ready.key == key:
+                        return True
                 result = self.assistant.catch_up(thread) if part is Part.SUMMARY else \
                     self.assistant.draft_replies(thread)
         except (AssistantError, EngineError, ValueError) as exc:  # the foreground will try again and say why

@@ -496,13 +496,13 @@ class GlassesSession:
             if not self._ready(thread, Part.SUMMARY):
                 self._show(view="thread", thread=self._thread_view(thread, None), card=None, chips=[], confirm=None,
                            busy="summarizing…")
-            summary = (self._take(thread, Part.SUMMARY) or self.assistant.catch_up(thread)).text
+            summary = (self._take(thread, Part.SUMMARY) or self._make(thread, Part.SUMMARY)).text
         chips: list[str] = []
         if with_chips:
             if not self._ready(thread, Part.DRAFTS):
                 self._show(view="thread", thread=self._thread_view(thread, summary), card=None, chips=[],
                            confirm=None, busy="drafting replies…")
-            chips = list((self._take(thread, Part.DRAFTS) or self.assistant.draft_replies(thread)).replies or [])
+            chips = list((self._take(thread, Part.DRAFTS) or self._make(thread, Part.DRAFTS)).replies or [])
         self._mark_read(thread)
         say = summary or ""
         if chips:
@@ -515,6 +515,12 @@ class GlassesSession:
 
     def _take(self, thread: Thread, part: Part):
         return self.preparer.take(thread, part) if self.preparer is not None else None
+
+    def _make(self, thread: Thread, part: Part):
+        result = self.assistant.catch_up(thread) if part is Part.SUMMARY else self.assistant.draft_replies(thread)
+        if self.preparer is not None:
+            self.preparer.put(thread, part, result)
+        return result
 
     def _ask_confirm(self, thread: str, text: str) -> Screen:
         view = self.screen.thread if self.screen.thread and self.screen.thread["name"] == thread else \
