@@ -791,6 +791,13 @@ def glance_table() -> str:
                          "notification / catch-up / three drafts, total p50 (max)",
                          " / ".join(f"{s['total_p50']:.1f} s ({s['total_max']:.1f})" for s in stats),
                          "[latency](docs/latency.md), [gallery](docs/gallery.md)"))
+    taps = [r for r in _tap_runs() if {"off", "on"} <= r["summary"].keys()]
+    if taps:
+        t = max(taps, key=lambda r: r["after_s"])
+        off, on = t["summary"]["off"]["to_chips_s"]["p50"], t["summary"]["on"]["to_chips_s"]["p50"]
+        rows.append((f"The tap, default model (`{t['model']}`, sample inbox, tap {t['after_s']:g} s after the card)",
+                     "tap → three drafts on the display, p50: made at the tap → prepared when the card showed",
+                     f"{off:.1f} s → **{on:.1f} s**", "[latency](docs/latency.md#the-tap)"))
     adapted = _adapter_rows()
     if adapted:
         bare = {r["model"]: r for r in adapted if not r["adapter"]}
