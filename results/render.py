@@ -477,6 +477,25 @@ def bench_table() -> str:
     return "\n".join(out) if out else "(no reference run yet)"
 
 
+def q8_lever_table() -> str:
+    """The GGUF type of the default model, Q4_K_M (the catalog file) against Q8_0 built from it, in one run."""
+    path = HERE / "bench" / "q8-vs-q4-1.5b" / "bench.json"
+    if not path.exists():
+        return "(no run yet)"
+    r = _load(path)
+    out = ["| model | scenario | TTFT p50 (s) | end-to-end p50 (s) | prefill tok/s | decode tok/s |",
+           "|---|---|---|---|---|---|"]
+    for model, entry in r["models"].items():
+        for scen, sc in entry["by_threads"][str(r["summary"][model]["threads"])]["scenarios"].items():
+            dec = "–" if sc["decode_tok_s"] is None else f"{sc['decode_tok_s']:.1f}"
+            out.append(f"| {model} | {scen} | {sc['ttft_p50_s']:.2f} | {sc['total_p50_s']:.2f} | "
+                       f"{sc['prefill_tok_s']:.0f} | {dec} |")
+    m = r["machine"]
+    out += ["", f"`{r['command']}` (folder copied to `results/bench/q8-vs-q4-1.5b/`) — {m['cpu']}, {m['cores']} "
+                f"cores, read bandwidth {m['read_gbs']:.1f} GB/s."]
+    return "\n".join(out)
+
+
 def bench_baselines_table() -> str:
     """glassmate against raw llama.cpp and plain transformers on the same cold catch-up prompt."""
     runs = _bench_runs()
@@ -1001,7 +1020,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "quality": quality_table, "faithfulness": faithfulness_table, "adapters": adapters_table,
     "adapters-note": adapters_note, "replies": replies_table, "replies-reading": replies_reading_table,
     "meaning": meaning_table, "factcc": factcc_table, "demo": demo_table, "gallery": gallery,
-    "tap-wait": tap_wait_table,
+    "tap-wait": tap_wait_table, "q8-lever": q8_lever_table,
     "pii": pii_table, "bench": bench_table, "bench-baselines": bench_baselines_table, "quantize": quantize_table,
     "ask": ask_table, "ask-bench": ask_bench_lines, "ask-verifier": ask_verifier_table, "ask-hedged": ask_hedged_table,
     "commands": commands_table, "federated": federated_table, "fl-drafts": fl_drafts_note, "cli": cli_reference,
