@@ -10,7 +10,6 @@ arms alternate run by run so that a noisy machine slows both alike.
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from device.glasses.session import GlassesSession
 from device.messages.inbox import Message, replay
+from lab.bench import pct
 
 
 @dataclass
@@ -55,10 +55,7 @@ class GlanceReport:
 
 
 def _pct(rows: list[Glance], key: str, q: int) -> float:
-    values = sorted(getattr(r, key) for r in rows)
-    if len(values) == 1:
-        return round(values[0], 3)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 3)
+    return round(pct([getattr(r, key) for r in rows], q / 100), 3)
 
 
 class _Watch:

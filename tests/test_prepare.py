@@ -127,6 +127,7 @@ def test_opening_while_the_worker_makes_that_part_waits_for_it_instead_of_making
         opener.join(10)
         assert opened and opened[0].thread["summary"] == "summary of 1"
         assert (assistant.count("catch_up"), assistant.count("draft_replies")) == (1, 1)
+        assert session.preparer.stats.waited >= 1 and session.preparer.stats.missed == 0
         assert assistant.overlaps == 0
     finally:
         assistant.gate.set()
@@ -168,6 +169,31 @@ def test_the_keys_follow_what_each_part_reads():
     assert part_key(thread, Part.DRAFTS) == drafts, "drafts read the chat, read or not"
     thread.messages[0] = msg("Mum", "Mum", "Dinner at 6?")
     assert part_key(thread, Part.DRAFTS) != drafts, "an edit makes the drafts stale"
+
+
+def test_an_unexpected_error_does_not_stop_the_worker():
+    class Flaky(CountingAssistant):
+        def __init__(self):
+            super().__init__()
+            self.fails = 1
+
+        def catch_up(self, thread):
+            if self.fails:
+                self.fails -= 1
+                raise RuntimeError("a bug in one chat's catch-up")
+            return super().catch_up(thread)
+
+    assistant = Flaky()
+    threads = {"Mum": Thread("Mum", [msg("Mum", "Mum", "Dinner at 7?")])}
+    preparer = Preparer(assistant, threading.RLock(), lambda name: threads.get(name))
+    try:
+        preparer.request("Mum")
+        assert preparer.idle(10) and preparer.stats.failed == 1
+        preparer.request("Mum")
+        assert preparer.idle(10)
+        assert preparer.take(threads["Mum"], Part.SUMMARY).text == "summary of 1", "the worker still works"
+    finally:
+        preparer.close()
 
 
 def test_a_failing_model_leaves_the_foreground_to_make_it_and_say_why():

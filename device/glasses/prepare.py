@@ -48,7 +48,7 @@ class Prepared:
 
 @dataclass
 class PrepareStats:
-    """Counts only (how often the glance found its work done), for the HUD's `--json` status and the docs."""
+    """Counts only: how often a tap found its work done (read by tests and by whoever debugs a slow tap)."""
 
     requested: int = 0
     made: int = 0
@@ -109,13 +109,6 @@ class Preparer:
             ready = self._ready.get((thread.name, part))
             return ready is not None and ready.key == part_key(thread, part)
 
-    def forget(self, name: str) -> None:
-        """Drop what was prepared for a chat (it was erased or left)."""
-        with self._cond:
-            self._wanted.pop(name, None)
-            for part in Part:
-                self._ready.pop((name, part), None)
-
     def close(self, timeout: float = 30.0) -> None:
         with self._cond:
             self._stop = True
@@ -154,6 +147,7 @@ class Preparer:
             if ready is not None and ready.key == key:
                 return True
             self._working = (name, part, key)
+        result: Result | None = None
         try:
             with self.model_lock:
                 now = self.snapshot(name)  # the foreground may have held the model while the chat moved on
@@ -165,19 +159,19 @@ class Preparer:
                         return True
                 result = self.assistant.catch_up(thread) if part is Part.SUMMARY else \
                     self.assistant.draft_replies(thread)
-        except (AssistantError, EngineError, ValueError) as exc:  # the foreground will try again and say why
-            log.warning("preparing %s for %s failed: %s", part, name, exc)
+        except Exception as exc:  # the worker outlives any one chat's failure; the foreground retries and says why
+            log.warning("preparing %s for %s failed: %s", part, name, exc, exc_info=not isinstance(
+                exc, AssistantError | EngineError))
             with self._cond:
                 self.stats.failed += 1
             return False
         finally:
-            with self._cond:
+            with self._cond:  # the result is in place before a waiting tap wakes to look for it
+                if result is not None:
+                    self._ready[(name, part)] = Prepared(key, result)
+                    self.stats.made += 1
                 self._working = None
                 self._cond.notify_all()
-        with self._cond:
-            self._ready[(name, part)] = Prepared(key, result)
-            self.stats.made += 1
-            self._cond.notify_all()
         return True
 
 
