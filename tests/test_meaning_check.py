@@ -9,7 +9,7 @@ import pytest
 from device.assistant import meaning_check as mc
 from device.assistant import speech_acts
 from device.assistant.core import Assistant
-from device.assistant.reported import as_sender, as_wearer
+from device.assistant.reported import Quoted, as_sender, as_wearer, quoted_sentences, restore_quotes
 from device.messages.inbox import Message, Thread
 from tests.fakes import FakeEngine
 
@@ -168,3 +168,24 @@ def test_a_model_not_trusted_to_paraphrase_shows_the_messages_themselves():
     assert summary.guard == "quotes" and "Dad: Could you pick up a cake from Schulz?" in summary.text
     assert note.text.startswith("Dad: Could you pick up a cake") and note.text.endswith(" …")
     assert not engine.generations
+
+
+def test_a_quote_the_model_copied_from_the_reported_form_shows_what_was_written():
+    written = "Can you call me when you land? Dad will pick you up at the station at 6"
+    pairs = quoted_sentences("Mum", written, as_sender(written, "Mum"))
+    assert pairs == [Quoted("Mum", "Can you call me when you land?", "Can you call Mum when you land?")]
+    assert restore_quotes("Mum: Can you call Mum when you land? Dad will pick you up at 6.", pairs) == \
+        "Mum: Can you call me when you land? Dad will pick you up at 6."
+    assert restore_quotes("Mum: Can you call Mum when you land", pairs) == "Mum: Can you call me when you land"
+    # not a quote of Mum: the reported words are the summary's own, and stay as they are
+    assert restore_quotes("Dad: Can you call Mum when you land?", pairs) == "Dad: Can you call Mum when you land?"
+    assert restore_quotes("Mum asks: can you call Mum when you land?", pairs) == \
+        "Mum asks: can you call Mum when you land?"
+
+
+def test_a_catch_up_quoting_a_message_quotes_it_as_written():
+    engine = FakeEngine(["Mum: Can you call Mum when you land? Dad will pick you up at 6."])
+    thread = _thread(("Mum", "Can you call me when you land? Dad will pick you up at the station at 6"))
+    summary = Assistant(engine, check_acts=False, guard=False).catch_up(thread)
+    assert "Mum: Can you call Mum when you land?" in engine.generations[0].prompt, "the model reads it reported"
+    assert summary.text == "Mum: Can you call me when you land? Dad will pick you up at 6."

@@ -18,6 +18,7 @@ from device.assistant.faithfulness import unsupported
 from device.assistant.kvcache import ThreadKVCache
 from device.assistant.meaning_check import MeaningCheck, SentenceCheck, sentences, to_the_reader
 from device.assistant.prefix_store import PrefixStore
+from device.assistant.reported import Quoted, quoted_sentences, restore_quotes
 from device.assistant.speech_acts import unbacked_acts
 from device.engines.base import ChatMessage, Engine, Generation, GenerationParams, PrefixState, Stopwatch
 from device.messages.inbox import Message, Thread
@@ -244,7 +245,10 @@ class Assistant:
         msgs = prompts.notify_messages(self._fit_message(message, NOTIFY_TOKENS), to_reader)
         gen = self._run(msgs, params)
         quoted = f"{message.sender}: {' '.join(words[:self.verbatim_words or NOTIFY_WORDS])} …"
-        text = to_the_reader(clean_line(gen.text), [message.sender]) or quoted
+        line = clean_line(gen.text)
+        if to_reader:
+            line = restore_quotes(line, self._quoted([message], [message.sender]))
+        text = to_the_reader(line, [message.sender]) or quoted
         result = Result(Task.NOTIFY, text, self.engine.name, gen.ttft_s, gen.total_s, gen.prompt_tokens,
                         gen.completion_tokens, flags=flags)
         said = {message.sender: [message.text]}
@@ -282,6 +286,8 @@ class Assistant:
         to_reader = self._reads_reported(todo)
         lines = self._summary_lines(todo, thread.participants) if to_reader else [prompts.message_line(m) for m in todo]
         result = self.summarize_lines(header, lines, cache_key=thread.name, to_reader=to_reader)
+        if to_reader:
+            result.text = restore_quotes(result.text, self._quoted(todo, thread.participants))
         result.text = to_the_reader(result.text, thread.participants)
         if (self.meaning is not None or self.check_acts) and result.check_prompts is not None:
             result = self._check_meaning(result, *result.check_prompts,
@@ -342,10 +348,23 @@ class Assistant:
         return self.reported and detect_language(" ".join(m.text for m in messages)) == "en"
 
     @staticmethod
-    def _summary_lines(messages: list[Message], participants: list[str]) -> list[str]:
+    def _other(participants: list[str]) -> str | None:
+        """Whom the wearer's "you" means: the other person of a one-to-one chat."""
         others = [p for p in participants if p.lower() not in ("me", "you")]
-        other = others[0] if len(others) == 1 else None  # whom the wearer's "you" means, in a one-to-one chat
-        return [prompts.reported_line(m, other) for m in messages]
+        return others[0] if len(others) == 1 else None
+
+    @staticmethod
+    def _summary_lines(messages: list[Message], participants: list[str]) -> list[str]:
+        return [prompts.reported_line(m, Assistant._other(participants)) for m in messages]
+
+    @staticmethod
+    def _quoted(messages: list[Message], participants: list[str]) -> list[Quoted]:
+        """The sentences the reported form rewrote, with their labels and what was written."""
+        other, pairs = Assistant._other(participants), []
+        for m in messages:
+            label, written, read = prompts.reported_text(m, other)
+            pairs += quoted_sentences(label, written, read)
+        return pairs
 
     def _summary_prompt(self, to_reader: bool) -> Callable[[str, list[str]], list[ChatMessage]]:
         """The summary prompt's builder; its worked examples only where they take at most a quarter of the context

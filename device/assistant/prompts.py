@@ -135,13 +135,19 @@ def message_line(m: Message) -> str:
     return f"[{when}] {speaker(m)}: {text}"
 
 
-def reported_line(m: Message, other: str | None) -> str:
-    """A message line in reported form (`reported`): the sender's "I" is their name, the wearer is "You"."""
-    when = m.ts.strftime("%a %H:%M")
+def reported_text(m: Message, other: str | None) -> tuple[str, str, str]:
+    """A message's label, text and text in reported form (`reported`): the sender's "I" is their name, the
+    wearer is "You"."""
     text = neutralise(m.text).replace("\n", " ").strip() or "(empty message)"
     if m.from_wearer:
-        return f"[{when}] You: {reported.as_wearer(text, other)}"
-    return f"[{when}] {speaker(m)}: {reported.as_sender(text, speaker(m))}"
+        return "You", text, reported.as_wearer(text, other)
+    return speaker(m), text, reported.as_sender(text, speaker(m))
+
+
+def reported_line(m: Message, other: str | None) -> str:
+    """A message line in reported form, as the model reads it."""
+    label, _, text = reported_text(m, other)
+    return f"[{m.ts.strftime('%a %H:%M')}] {label}: {text}"
 
 
 def fence(lines: list[str]) -> str:

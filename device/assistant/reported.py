@@ -11,6 +11,7 @@ to the wearer as "you". The rewrite is mechanical: it adds no word that is not a
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # Contractions and "be"/"have"/"do" after I, for the sender (third person) and for the wearer (second person).
 _FORMS: dict[str, tuple[str, str]] = {
@@ -72,3 +73,46 @@ def as_wearer(text: str, other: str | None) -> str:
     text = re.sub(r"\bme\b", "you", text, flags=re.I)
     text = re.sub(r"\bmine\b", "yours", text, flags=re.I)
     return re.sub(r"\bmy\b", "your", text, flags=re.I)
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# "Mum: …" in a summary: the model quoting a message under its sender's name
+_LABEL = re.compile(r"(?:^|(?<=[\s·(\"“]))([A-Z][\w'’.-]*(?: [A-Z][\w'’.-]*)?):\s")
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """One sentence of a message as the model read it (`reported`) and as it was written (`original`)."""
+
+    speaker: str  # the label the model read before it ("You" for the wearer)
+    original: str
+    reported: str
+
+
+def quoted_sentences(speaker: str, original: str, reported_text: str) -> list[Quoted]:
+    """The sentences the reported form changed, paired with what was written; a message whose rewrite changed
+    its number of sentences pairs nothing (no sentence could be matched to its source)."""
+    written, read = _SENTENCE.split(original.strip()), _SENTENCE.split(reported_text.strip())
+    if len(written) != len(read):
+        return []
+    return [Quoted(speaker, w, r) for w, r in zip(written, read, strict=True) if w != r]
+
+
+def restore_quotes(summary: str, quoted: list[Quoted]) -> str:
+    """A sentence the model copied from the reported form, under its speaker's label ("Mum: Can you call Mum
+    when you land?"), goes back to the words the speaker wrote ("Mum: Can you call me when you land?"): a quote
+    shows what was said, and the reported form is only how the model was helped to read it."""
+    for q in sorted(quoted, key=lambda q: len(q.reported), reverse=True):
+        body = q.reported.rstrip(".!?")
+        if len(body.split()) < 2:
+            continue
+        start = 0
+        while (at := summary.find(body, start)) >= 0:
+            labels = list(_LABEL.finditer(summary, 0, at))
+            if labels and labels[-1].group(1) == q.speaker:
+                written = q.original.rstrip(".!?")
+                summary = summary[:at] + written + summary[at + len(body):]
+                start = at + len(written)
+            else:
+                start = at + len(body)
+    return summary
