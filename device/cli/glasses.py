@@ -27,6 +27,7 @@ from device.cli.common import (
     open_assistant,
 )
 from device.engines import EngineError
+from device.glasses.feedback import FeedbackLog
 from device.messages.delivery import DeliveryPolicy
 from device.messages.store import MessageStore
 from device.paths import state_dir
@@ -115,6 +116,8 @@ def hud(
                                  on_message=lambda m: store.add([m]), asker=asker,
                                  policy=DeliveryPolicy.load(policy_store), save_policy=lambda p: p.save(policy_store),
                                  prepare=prepare)
+        # what the wearer does with the drafts, sealed where their messages are (`glassmate learn` reads it)
+        session.on_feedback = FeedbackLog(store).record
         if connector is not None:
             session.on_read = store.mark_read  # read stays read after a restart
             _wire_matrix(connector, session, arrivals)

@@ -10,6 +10,7 @@ Intents and their slots:
   catch_up(thread?)        summary of a thread (default: the one on screen)
   reply(to?, text?)        dictated reply; no text opens dictation / the reply chips
   choose_reply(index)      1-based chip
+  edit(text)               the reply waiting for confirmation, changed ("change it to see you at 7")
   send() / cancel() / next()
   mute(thread?, minutes?)  no minutes: until unmuted
   unmute(thread?)          the chat's notifications back ("unmute the climbing crew")
@@ -31,10 +32,10 @@ from device.glasses.contacts import ContactBook, Resolution, words
 from device.messages.words import CHIP_ORDINALS, DETERMINERS, FILLERS, GROUP_WORDS, NOT_IN_A_NAME, SPOKEN_NUMBERS
 from device.tasks import Task
 
-INTENTS = ("read", "catch_up", "reply", "choose_reply", "send", "cancel", "next", "mute", "unmute", "priority",
+INTENTS = ("read", "catch_up", "reply", "choose_reply", "edit", "send", "cancel", "next", "mute", "unmute", "priority",
            "quiet_hours", "quiet_hours_off", "ask")
 # what the LLM fallback may answer: its prompt and worked examples describe these only
-LLM_INTENTS = ("read", "catch_up", "reply", "choose_reply", "send", "cancel", "next", "mute")
+LLM_INTENTS = ("read", "catch_up", "reply", "choose_reply", "edit", "send", "cancel", "next", "mute")
 # a question about the messages: placed by the rules only when no command fits; the LLM fallback is not offered it
 # (a small model routes every unclear command to it)
 ASK_PREFIX = re.compile(r"^(?:(?:ask|search|check|look in) my messages(?: for| about)?|in my messages)\s+")
@@ -45,6 +46,8 @@ POLITE_PREFIX = re.compile(
     r"^(?:(?:hey|ok|okay|so|and|hey glasses|glasses|please|can you|could you|would you|will you|i want to|"
     r"i'd like to|i would like to|let's|lets|let me|go ahead and|now)\s+)+")
 PRONOUNS = {"her", "him", "them", "this", "that", "it", "back"}
+EDIT = re.compile(r"^(?:change|edit|make|correct|fix) (?:it|that|this|the reply|the message)"
+                  r"(?: to| so it says| to say| say| read)?\s+(?P<text>.+)$")
 TEXT_LEAD = re.compile(r"^(?:,\s*)?(?:saying that|that says|saying|say|with|that)\s+")
 DURATION = re.compile(
     r"\bfor (?:like |about |around |maybe |the next |another )?(?P<n>an?|half an|\d+|[a-z]+(?:[ -][a-z]+)?) "
@@ -274,6 +277,8 @@ def _classify(text: str, book: ContactBook) -> Command | None:
         return Command("ask", {"question": text})
     if delivery := _delivery(text, book):
         return delivery
+    if m := EDIT.match(text):
+        return Command("edit", {"text": _dictation(m["text"])})
     if re.match(r"^(?:say|read) (?:that|it) again\b|^repeat\b", text):
         return Command("read")
     if m := re.match(r"^send (?P<name>.+?) an? (?:message|text|note)(?P<text>(?: .+)?)$", text):

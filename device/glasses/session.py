@@ -13,6 +13,7 @@ every view.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 
 from device.engines.base import EngineError
 from device.glasses.commands import Command, ContactBook, understand
+from device.glasses.feedback import Feedback, Outcome
 from device.glasses.prepare import Part, Preparer, Serialized, serialized
 from device.messages.delivery import (
     DEFAULT_SOURCE,
@@ -38,6 +40,17 @@ from device.messages.store import StoreError
 from device.privacy.egress import EgressGate
 
 CHIPS = 3
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _ShownDrafts:
+    """The drafts on the display, what they answered, and which one the wearer took to the confirm view."""
+
+    thread: str
+    chips: tuple[str, ...]
+    context_upto: str
+    chosen: int | None = None
 
 
 @dataclass
@@ -79,6 +92,9 @@ class GlassesSession:
         self.complete = serialized(complete, self._model_lock)  # the LLM fallback for free phrasing (None: rules)
         self.on_message = on_message  # every message in or out (the CLI stores them, encrypted)
         self.on_read: Callable[[str], None] | None = None  # a thread read to its end (the store keeps the mark)
+        # what the wearer did with each set of drafts (the CLI seals it in the store: `feedback.py`)
+        self.on_feedback: Callable[[Feedback], None] | None = None
+        self._drafts: _ShownDrafts | None = None
         self.now = now or (lambda: datetime.now().astimezone())
         # question → device.ask.answer.Asked over the wearer's indexed messages (None: not offered); it may share the
         # engine, so it takes its turn on the model too
@@ -337,6 +353,8 @@ class GlassesSession:
         text = cmd.slots.get("text")
         if not text:
             return self._open(name, with_chips=True, summarize=False)
+        if self._drafts is not None and self._drafts.thread == name:
+            self._drafts.chosen = None  # the wearer's own words, not a draft
         return self._ask_confirm(name, _sentence(text))
 
     def _do_choose_reply(self, cmd: Command) -> Screen:
@@ -346,7 +364,18 @@ class GlassesSession:
             return self._show(toast="No reply suggestions on screen", say="There are no suggestions to choose.")
         if not 0 <= index < len(chips):
             return self._show(toast=f"Choose 1 to {len(chips)}")
+        if self._drafts is not None and self._drafts.thread == self.screen.thread["name"]:
+            self._drafts.chosen = index
         return self._ask_confirm(self.screen.thread["name"], chips[index])
+
+    def _do_edit(self, cmd: Command) -> Screen:
+        """The reply waiting for confirmation, changed by voice; it is read back again before it can be sent."""
+        text = (cmd.slots.get("text") or "").strip()
+        if self.screen.view != "confirm" or not self.screen.confirm:
+            return self._show(toast="Nothing to change", say="There's no reply to change.")
+        if not text:
+            return self._show(toast="Change it to what?", say="What should it say?")
+        return self._ask_confirm(self.screen.confirm["thread"], _sentence(text))
 
     def _do_send(self, cmd: Command) -> Screen:
         if cmd.source != "rules":  # an LLM's reading of free phrasing never confirms a send
@@ -359,10 +388,12 @@ class GlassesSession:
         self._pending_question = None
         if self.screen.view == "confirm" and self.screen.thread:
             return self._show(view="thread", confirm=None, dictation=None, toast="Not sent", say="Cancelled.")
+        self._settle_drafts(None)
         return self._show(view="idle", card=None, thread=None, chips=[], chip=0, confirm=None, dictation=None,
                           toast="Cancelled" if self.screen.view != "idle" else None)
 
     def _do_next(self, cmd: Command) -> Screen:
+        self._settle_drafts(None)
         current = self._current()
         if current and current in self.threads:
             self._mark_read(self.threads[current])
@@ -503,6 +534,9 @@ class GlassesSession:
                 self._show(view="thread", thread=self._thread_view(thread, summary), card=None, chips=[],
                            confirm=None, busy="drafting replies…")
             chips = list((self._take(thread, Part.DRAFTS) or self._make(thread, Part.DRAFTS)).replies or [])
+        self._settle_drafts(None)
+        if chips:
+            self._drafts = _ShownDrafts(name, tuple(chips), thread.messages[-1].ts.isoformat())
         self._mark_read(thread)
         say = summary or ""
         if chips:
@@ -539,6 +573,7 @@ class GlassesSession:
             return self._show(toast=f"Not sent: {decision.reason}", say="I could not send that.")
         self.sent.append((thread, text))
         message = Message(thread, WEARER, text, self.now())
+        self._settle_drafts((thread, text))
         self.threads[thread].add(message)
         self._mark_read(self.threads[thread])
         if self.on_message:
@@ -549,6 +584,29 @@ class GlassesSession:
                                                                   f"is back.")
         return self._show(view="sent", confirm=None, chips=[], toast=toast, say=say,
                           thread=self._thread_view(self.threads[thread], s.thread.get("summary") if s.thread else None))
+
+
+    def _settle_drafts(self, sent: tuple[str, str] | None) -> None:
+        """The drafts on the display are done with: `sent` (thread, text) was sent, or (None) they were left."""
+        shown, self._drafts = self._drafts, None
+        if shown is None:
+            return
+        index = text = None
+        if sent is None:
+            outcome = Outcome.DISMISSED
+        elif sent[0] != shown.thread:
+            outcome = Outcome.DISMISSED  # a reply to another chat leaves these drafts unanswered
+        else:
+            text, index = sent[1], shown.chosen
+            outcome = Outcome.DICTATED if index is None else \
+                Outcome.PICKED if text == shown.chips[index] else Outcome.EDITED
+        if self.on_feedback is None:
+            return
+        try:
+            self.on_feedback(Feedback(shown.thread, shown.chips, outcome, shown.context_upto,
+                                      self.now().isoformat(), index, text))
+        except (StoreError, OSError) as exc:  # the signal is worth less than the reply: never fail a send for it
+            log.warning("could not record what happened to the drafts: %s", exc)
 
 
 def _sentence(text: str) -> str:

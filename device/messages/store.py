@@ -257,6 +257,18 @@ class MessageStore:
                                  f"corrupted); nothing was dropped") from exc
         return out
 
+    def derived_of_kind(self, kind: str) -> list[str]:
+        """Every thread's rows of one kind, oldest first."""
+        out = []
+        for rid, tid, ts, body in self.db.execute("SELECT id, thread_id, created, body FROM derived WHERE kind=? "
+                                                  "ORDER BY created, id", (kind,)):
+            try:
+                out.append(self.cipher.open(body, f"derived:{tid}:{kind}:{ts!r}".encode()))
+            except IntegrityError as exc:
+                raise StoreError(f"{kind} row {rid} in {self.path} failed authentication (tampered or "
+                                 f"corrupted); nothing was dropped") from exc
+        return out
+
     def all_derived_texts(self) -> Iterator[str]:
         for tid, kind, ts, body in self.db.execute("SELECT thread_id, kind, created, body FROM derived"):
             yield self.cipher.open(body, f"derived:{tid}:{kind}:{ts!r}".encode())
