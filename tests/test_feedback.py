@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from device.assistant.core import Result
 from device.glasses.commands import ContactBook, parse
 from device.glasses.feedback import Feedback, FeedbackLog, Outcome
 from device.glasses.session import GlassesSession
 from device.messages.inbox import Message, Thread
 from device.messages.retention import apply_retention, forget_thread
-from device.messages.store import MessageStore
+from device.messages.store import MessageStore, StoreError
 from device.privacy.egress import AuditLog, EgressGate
 from device.privacy.transport import MemoryTransport
 from device.tasks import Task
@@ -107,11 +109,15 @@ def test_the_signal_is_sealed_and_goes_with_the_thread(tmp_path):
 def test_a_failing_store_never_fails_the_send(tmp_path, caplog):
     session, store, _, _ = _session(tmp_path)
     (pages,) = store.db.execute("PRAGMA page_count").fetchone()
-    store.db.execute(f"PRAGMA max_page_count={pages}")  # the store is full: SQLite refuses every growing write
+    store.db.execute(f"PRAGMA max_page_count={pages}")  # a disk that holds no more: SQLite says it is full
+    for size in (500, 100, 10):  # fill what room the derived rows' pages have left
+        with pytest.raises(StoreError, match="full"):
+            for _ in range(1000):
+                store.save_derived("filler", "summary", "x" * size, T0)
     session.do(parse("reply to mum", session.book))
     session.key("enter")
     assert session.key("enter").toast == "Sent to Mum"
-    assert "could not record what happened to the drafts" in caplog.text
+    assert "could not record what happened to the drafts" in caplog.text and FeedbackLog(store).all() == []
 
 
 def test_change_it_to_is_an_edit_and_only_of_a_reply_waiting_to_be_sent():
