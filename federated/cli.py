@@ -256,3 +256,144 @@ def fl_drafts(
                   f"drafts changed in {doc['drafts_changed']}/{doc['n']}", highlight=False)
     for r in doc["rows"]:
         console.print(f"  bare:     {r['drafts_bare']}\n  personal: {r['drafts_personal']}", highlight=False)
+
+
+MODEL_HELP = "catalog model (default: the default model)"
+
+
+def _personal(model: str | None):
+    from device.catalog import default_model
+    from device.engines.personal import PersonalAdapters
+    from device.paths import state_dir
+
+    return PersonalAdapters(state_dir(), model or default_model())
+
+
+@app.command("history")
+def adapters_history(
+    model: Annotated[str | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The wearer's personal replies adapters for MODEL: every version `glassmate learn` made, which is in effect,
+    and the held-out numbers that decided each."""
+    mine = _personal(model)
+    try:
+        current = mine.current()  # checks the file in effect (a corrupt one is rolled back here, with a warning)
+        history = mine.history()
+    except CatalogError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps({"model": mine.model, "current": history.current,
+                          "versions": [v.to_json() for v in history.versions]}, indent=2))
+        return
+    if not history.versions:
+        console.print(f"no personal adapter for {mine.model} yet: `glassmate learn` makes one from your sends")
+        return
+    table = Table("version", "status", "made", "sends trained / held out", "held-out ppl before → after", "")
+    import math
+
+    for v in history.versions:
+        r = v.report
+        ppl = (f"{math.exp(r['loss_before']):.1f} → {math.exp(r['loss_after']):.1f}" if "loss_after" in r else "–")
+        table.add_row(f"v{v.version}", v.status.value, v.created, f"{r.get('trained_on', '–')} / "
+                      f"{r.get('held_out', '–')}", ppl, "in effect" if current and v.version == current.version
+                      else "")
+    console.print(table)
+    if current is None:
+        console.print("in effect: the bare model")
+
+
+@app.command("rollback")
+def adapters_rollback(
+    model: Annotated[str | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
+    to: Annotated[int | None, typer.Option(help="the version to put back (default: the one before)")] = None,
+) -> None:
+    """Put the previous personal adapter (or version --to) back in effect; with none before, the bare model."""
+    mine = _personal(model)
+    try:
+        back = mine.rollback(to)
+    except CatalogError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"in effect for {mine.model}: " + (f"personal adapter v{back.version}" if back else "the bare model"))
+
+
+learn_app = typer.Typer(help="On-device learning: the wearer's personal replies adapter from what they sent.",
+                        invoke_without_command=True)
+
+
+@learn_app.callback()
+def learn_cmd(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
+    holdout: Annotated[int | None, typer.Option(help="most recent sends held out to decide the install")] = None,
+    store_path: Annotated[Path | None, typer.Option("--store", help="the message store (default: the wearer's)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Train the personal replies adapter on your sent replies, check it on the most recent ones (never trained
+    on) and install it only if they are more likely under it than under what is in effect. Stopped part-way, the
+    next run resumes; nothing is installed until a run finishes."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from device.catalog import default_model
+    from device.cli.common import device_store
+    from device.messages.store import StoreError
+    from device.paths import state_dir
+    from federated.learn import HOLDOUT, NotEnoughData, learn, llama_check
+
+    name = model or default_model()
+    try:
+        with device_store(store_path) as store, Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=err) as progress:
+            bar = progress.add_task(f"learning from your replies ({name})", total=None, loss="-")
+            report = learn(store, state_dir(), name, holdout=HOLDOUT if holdout is None else holdout,
+                           check_gguf=llama_check(name),
+                           progress=lambda s, t, loss: progress.update(bar, completed=s, total=t, loss=f"{loss:.3f}"))
+    except (NotEnoughData, StoreError, CatalogError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+        return
+    p = report.perplexity
+    verdict = (f"installed as v{report.version}" if report.decision == "installed" else
+               f"not installed (v{report.version} recorded as rejected): no better than what is in effect")
+    console.print(f"{report.trained_on} sends trained on, the {report.held_out} most recent held out: perplexity "
+                  f"of what you really sent {p['before']} → {p['after']} (bare model {p['bare']}); {verdict}",
+                  highlight=False)
+
+
+@learn_app.command("status")
+def learn_status(
+    model: Annotated[str | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
+    store_path: Annotated[Path | None, typer.Option("--store", help="the message store (default: the wearer's)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """How much there is to learn from (counts only, never a message): draft outcomes, sent replies, and the
+    personal adapter in effect."""
+    from device.cli.common import device_store
+    from device.glasses.feedback import FeedbackLog
+    from device.messages.store import StoreError
+    from federated.learn import HOLDOUT, MIN_TRAIN, wearer_sends
+
+    mine = _personal(model)
+    try:
+        with device_store(store_path) as store:
+            counts, sends = FeedbackLog(store).counts(), len(wearer_sends(store))
+        current = mine.current()
+    except (StoreError, CatalogError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    doc = {"drafts": counts, "sent_replies": sends, "needed": HOLDOUT + MIN_TRAIN, "model": mine.model,
+           "personal_adapter": current.version if current else None}
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    console.print(f"drafts shown: {counts['total']} sets in {counts['chats']} chats — picked {counts['picked']}, "
+                  f"edited {counts['edited']}, dictated instead {counts['dictated']}, dismissed {counts['dismissed']}")
+    console.print(f"sent replies to learn from: {sends} (learning needs {doc['needed']})")
+    console.print(f"personal adapter for {mine.model}: " + (f"v{current.version}" if current else "none (bare model)"))

@@ -111,7 +111,7 @@ def open_assistant(model: str | None, threads: int | None, n_ctx: int | None, ad
     name = model or catalog.default_model()
     with err.status(f"loading {name}…"):
         engine = load_engine(name, n_ctx=n_ctx, n_threads=threads)
-        tasks = attach(engine, name, adapter_files, registered=adapters)
+        tasks = attach(engine, name, adapter_files, registered=adapters, personal=state_dir() if adapters else None)
     spec = catalog.require_model(name)
     base = catalog.get_model(spec.base) if spec.base else spec
     return Assistant(engine, adapters=tasks, prefix_store=PrefixStore(cache_dir() / "prefixes"),

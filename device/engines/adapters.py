@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from device.catalog import CatalogError, sha256_of
+from device.engines.personal import PersonalAdapters
 from device.paths import models_dir
 from device.tasks import ADAPTER_TASKS, Task
 
@@ -97,17 +98,25 @@ def verified(spec: AdapterSpec) -> AdapterSpec:
     return spec
 
 
-def attach(engine, model: str, files: dict[Task, Path] | None = None, registered: bool = True) -> dict[Task, str]:
+def attach(engine, model: str, files: dict[Task, Path] | None = None, registered: bool = True,
+           personal: Path | None = None) -> dict[Task, str]:
     """Load the adapters into `engine`; returns task → adapter name for the Assistant.
 
     `registered`: every built adapter of this model (sha256-checked), skipped quietly on an engine that runs
-    no adapters (ONNX). `files`: task → a GGUF LoRA file given by path (e.g. a federated run's output), loaded
-    as is and always an error if it cannot be used."""
+    no adapters (ONNX). `personal`: the state folder whose personal replies adapter (`personal.py`), if one is
+    in effect, drafts the replies instead of the registered one. `files`: task → a GGUF LoRA file given by path
+    (e.g. a federated run's output), loaded as is and always an error if it cannot be used."""
     out: dict[Task, str] = {}
     if registered and engine.runtime == "llama":
         for task, spec in sorted(adapters_for(model).items()):
             engine.load_adapter(spec.name, verified(spec).path)
             out[task] = spec.name
+    if personal is not None and engine.runtime == "llama":
+        mine = PersonalAdapters(personal, model)
+        if (version := mine.current()) is not None:
+            name = f"personal:v{version.version}"
+            engine.load_adapter(name, mine.path(version.gguf))
+            out[Task.DRAFT_REPLIES] = name
     for task, path in (files or {}).items():
         if task not in ADAPTER_TASKS:
             raise CatalogError(f"unknown task {task!r} for an adapter; tasks: {', '.join(ADAPTER_TASKS)}")
