@@ -397,3 +397,76 @@ def learn_status(
                   f"edited {counts['edited']}, dictated instead {counts['dictated']}, dismissed {counts['dismissed']}")
     console.print(f"sent replies to learn from: {sends} (learning needs {doc['needed']})")
     console.print(f"personal adapter for {mine.model}: " + (f"v{current.version}" if current else "none (bare model)"))
+
+
+@fl_app.command("keys")
+def fl_keys(
+    folder: Annotated[Path | None, typer.Option("--dir", help="where the key pair lives (default: the state "
+                                                              "folder's fl-node/keys)")] = None,
+) -> None:
+    """This device's SuperNode key pair, made once: the private key stays here; give the public key to the
+    federation's operator, who registers it (`flwr supernode register FILE`) before the glasses can join."""
+    from device.paths import state_dir
+    from federated.credentials import node_keys
+
+    keys = node_keys(folder or state_dir() / "fl-node" / "keys")
+    console.print(f"public key (register it with the operator): {keys.public}\n{keys.public.read_text().strip()}",
+                  highlight=False, soft_wrap=True)
+
+
+@fl_app.command("join")
+def fl_join(
+    superlink: Annotated[str, typer.Option(help="the federation's SuperLink, HOST:PORT")],
+    root_certificates: Annotated[Path, typer.Option(help="the CA certificate that signed the SuperLink's TLS "
+                                                         "certificate (from the operator)")],
+    key: Annotated[Path | None, typer.Option(help="this device's private key (default: `glassmate fl keys`)")]
+    = None,
+    store: Annotated[Path | None, typer.Option(help="the message store to train on (default: the wearer's)")]
+    = None,
+) -> None:
+    """Take part in federated rounds with this device's own messages: a Flower SuperNode over TLS, authenticated
+    by this device's key, whose ClientApp trains on the wearer's sent replies in their store. Only the clipped
+    update (and numbers) leave, through the egress gate; after the last round the personalized adapter is
+    installed here if it is better on the wearer's most recent sends. Runs until the federation ends it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from device.paths import state_dir
+    from federated.credentials import node_keys
+    from federated.launch import LaunchError, free_port, tool
+
+    store = (store or state_dir() / "glassmate.db").resolve()
+    if not store.is_file():
+        err.print(f"[bold red]error:[/] no message store at {store}", highlight=False)
+        raise typer.Exit(1)
+    if not root_certificates.is_file():
+        err.print(f"[bold red]error:[/] no CA certificate at {root_certificates}", highlight=False)
+        raise typer.Exit(1)
+    if key is None:
+        key = node_keys(state_dir() / "fl-node" / "keys").private
+    env = os.environ.copy()
+    env.setdefault("FLWR_HOME", str(state_dir() / "fl-node" / "flwr-home"))
+    env.update({"FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+                "PYTHONUNBUFFERED": "1",
+                "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])})
+    try:
+        args = [tool("flower-supernode"), "--superlink", superlink, "--root-certificates",
+                str(root_certificates.resolve()), "--auth-supernode-private-key", str(key.resolve()),
+                "--host", "127.0.0.1", "--port", str(free_port()), "--isolation", "subprocess",
+                "--node-config", f'store="{store}"']
+    except LaunchError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    proc = subprocess.Popen(args, env=env)
+
+    def forward(signum, _frame) -> None:  # stopping `glassmate fl join` stops the SuperNode it started
+        proc.send_signal(signum)
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = proc.wait()
+    if code != 0:
+        err.print(f"[bold red]error:[/] the SuperNode exited with code {code} (refused: is this device's public "
+                  f"key registered with the federation? `glassmate fl keys` shows it)", highlight=False)
+    raise typer.Exit(code)

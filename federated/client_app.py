@@ -86,7 +86,26 @@ def _clients(cfg: task.RunConfig) -> list[Client]:
                        max_clients=cfg.num_clients)
 
 
+@lru_cache(maxsize=4)
+def store_client(path: str, held_out: int) -> Client:
+    """The wearer of these glasses, from their own store (`glassmate fl join`): every reply they sent, the chat
+    before it → what they wrote; the most recent `held_out` are their evaluation. The id is a keyed digest the
+    store makes of itself: stable across rounds, and no name of theirs."""
+    from device.messages.store import MessageStore
+    from federated.learn import send_example, wearer_sends
+
+    with MessageStore(Path(path)) as store:
+        examples = [send_example(s) for s in wearer_sends(store)]
+        cid = store.cipher.blind("fl-node", "id")[:16]
+    if len(examples) < held_out + 2:
+        raise ValueError(f"the store {path} holds {len(examples)} sent replies: too few to take part in a round "
+                         f"(at least {held_out + 2})")
+    return Client(cid, examples[:-held_out], examples[-held_out:])
+
+
 def my_client(cfg: task.RunConfig, context: Context) -> tuple[int, Client]:
+    if store := context.node_config.get("store"):
+        return int(context.node_config.get("partition-id", 0)), store_client(str(store), cfg.eval_examples)
     clients = _clients(cfg)
     pid = int(context.node_config.get("partition-id", 0))
     if not 0 <= pid < len(clients):
@@ -201,7 +220,11 @@ def evaluate(msg: Message, context: Context) -> Message:
     config = msg.content.get("config", {})
     server_round = int(config.get("server-round", 0))
     held_out = client.test or client.train[-cfg.eval_examples:]
-    pool = [ex.target for c in _clients(cfg) if c.id != client.id for ex in c.train[:50]]
+    own_store = bool(context.node_config.get("store"))
+    # candidates to rank the true reply among: other people's replies (a corpus run), or the wearer's own earlier
+    # ones (glasses in a round read no one else's data)
+    pool = [ex.target for ex in client.train[:50]] if own_store else \
+        [ex.target for c in _clients(cfg) if c.id != client.id for ex in c.train[:50]]
     lm, tok = task.load(cfg)
     out: dict[str, float] = {"num-examples": 1}
     if bool(config.get("eval-base", True)):
@@ -218,6 +241,8 @@ def evaluate(msg: Message, context: Context) -> Message:
     out["ppl-personal"] = task.perplexity(lm, tok, held_out, cfg)
     out["mrr-personal"], out["p1-personal"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
     _keep_private(cfg, client, names, private)
+    if own_store and server_round == int(context.run_config.get("num-rounds", 0)):
+        out["personal-installed"] = float(_install_personal(cfg, lm, tok, names, private, held_out, out))
     # numbers only, and through the gate like every byte that leaves
     gate, _ = gate_for(client)
     decision = gate.send("fl-update", {"arrays": {}, "metrics": {k.replace("-", "_"): float(v)
@@ -225,6 +250,47 @@ def evaluate(msg: Message, context: Context) -> Message:
     if not decision.allowed:
         raise PermissionError(f"the egress gate refused the evaluation metrics: {decision.reason}")
     return Message(RecordDict({"metrics": MetricRecord(out)}), reply_to=msg)
+
+
+def _install_personal(cfg: task.RunConfig, lm, tok, names: list[str], arrays: list, held_out, out: dict) -> bool:
+    """After the last round, the wearer's personalized adapter goes in the way `glassmate learn` installs one: only
+    if their held-out sends are more likely under it than under what is in effect (`device/engines/personal.py`).
+    The tiny CI model has no GGUF for the glasses' engine: nothing to install."""
+    import math
+    import tempfile
+
+    from device.engines.personal import PersonalAdapters
+    from federated.learn import MARGIN
+
+    if cfg.model == "tiny":
+        return False
+    mine = PersonalAdapters(state_dir(), cfg.model)
+    in_effect = mine.current()
+    import torch
+
+    before = None
+    if in_effect is not None and in_effect.weights:
+        try:
+            load_adapter_state(lm, torch.load(mine.path(in_effect.weights), weights_only=True))
+            before = math.log(task.perplexity(lm, tok, held_out, cfg))
+        except (KeyError, ValueError, RuntimeError):
+            before = None  # a version of another shape: compared with the bare model instead
+    if before is None:
+        with lm.model.disable_adapter():
+            before = math.log(task.perplexity(lm, tok, held_out, cfg))
+    after = math.log(out["ppl-personal"])
+    numbers = {"source": "federated", "held_out": len(held_out), "loss_before": round(before, 4),
+               "loss_after": round(after, 4), "in_effect_before": in_effect.version if in_effect else None}
+    if not after < before - MARGIN:
+        mine.reject(numbers)
+        return False
+    state_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=state_dir()) as tmp:
+        gguf = task.export_gguf(cfg, names, arrays, Path(tmp) / "adapter.gguf", "personalized")
+        weights = Path(tmp) / "adapter.pt"
+        torch.save(OrderedDict((n, torch.as_tensor(a)) for n, a in zip(names, arrays, strict=True)), weights)
+        mine.install(gguf, weights, numbers)
+    return True
 
 
 def _keep_private(cfg: task.RunConfig, client: Client, names: list[str], arrays: list) -> Path:

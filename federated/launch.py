@@ -67,10 +67,11 @@ class Federation:
     procs: list[subprocess.Popen] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
-    def start(self, args: list[str], name: str, port: int | None = None) -> subprocess.Popen:
+    def start(self, args: list[str], name: str, port: int | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen:
         log = self.folder / f"{name}.log"
         handle = log.open("ab")
-        proc = subprocess.Popen(args, env=self.env, stdout=handle, stderr=subprocess.STDOUT, cwd=self.folder,
+        proc = subprocess.Popen(args, env=env or self.env, stdout=handle, stderr=subprocess.STDOUT, cwd=self.folder,
                                 start_new_session=True)
         handle.close()
         self.procs.append(proc)
@@ -233,3 +234,93 @@ def simulation(folder: Path, num_supernodes: int, run_config: dict, cpus_per_cli
     finally:
         fed.stop()
     return folder
+
+
+# -- over a network: TLS, and only registered glasses ---------------------------------------------------------------
+def secure_superlink_args(http: int, folder: Path, creds) -> list[str]:
+    """A SuperLink that speaks only TLS and admits only SuperNodes whose public key was registered."""
+    args = superlink_args(http, folder, simulation=False)
+    args.remove("--insecure")
+    return args + ["--ssl-ca-certfile", str(creds.ca_cert), "--ssl-certfile", str(creds.cert),
+                   "--ssl-keyfile", str(creds.key), "--enable-supernode-auth"]
+
+
+def write_secure_connection(env: dict[str, str], name: str, address: str, ca_cert: Path) -> None:
+    home = Path(env["FLWR_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f'[superlink]\ndefault = "{name}"\n\n[superlink.{name}]\n'
+                                      f'address = "{address}"\nroot-certificates = "{ca_cert}"\n')
+
+
+def register_node(fed: Federation, connection: str, public_key: Path) -> None:
+    """The operator's step: admit one pair of glasses by its public key (`flwr supernode register`)."""
+    proc = subprocess.run([tool("flwr"), "supernode", "register", str(public_key), connection], env=fed.env,
+                          capture_output=True, text=True, timeout=60, cwd=fed.folder)
+    if proc.returncode != 0 or "registered successfully" not in proc.stdout:
+        raise LaunchError(f"could not register {public_key}: {proc.stdout[-400:]}{proc.stderr[-400:]}")
+
+
+def online_nodes(fed: Federation, connection: str) -> int:
+    proc = subprocess.run([tool("flwr"), "supernode", "list", connection, "--format", "json"], env=fed.env,
+                          capture_output=True, text=True, timeout=60, cwd=fed.folder)
+    try:
+        nodes = json.loads(proc.stdout).get("nodes", [])
+    except ValueError:
+        return 0
+    return sum(1 for n in nodes if n.get("status") == "online")
+
+
+def node_home(folder: Path) -> dict[str, str]:
+    """The environment of one pair of glasses: its own state folder (GLASSMATE_HOME, FLWR_HOME), the caller's
+    model files."""
+    return base_env(folder)
+
+
+def join_deployment(folder: Path, stores: list[Path], run_config: dict, timeout: float | None = None,
+                    stranger: Path | None = None) -> dict:
+    """A TLS SuperLink with SuperNode authentication on loopback; one `glassmate fl join` per store, each with its
+    own key (registered first) and state folder; optionally a `stranger` store joining with an unregistered key;
+    the run; everything stopped by PID. Returns each node's folder and the stranger's exit code and log."""
+    from federated.credentials import node_keys, server_credentials
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fed = Federation(folder, base_env(folder))
+    creds = server_credentials(folder / "certs", ["127.0.0.1", "localhost"])
+    http = free_port()
+    address = f"127.0.0.1:{http}"
+    out: dict = {"nodes": [], "stranger": None}
+    try:
+        fed.start(secure_superlink_args(http, folder, creds), "superlink", port=http)
+        write_secure_connection(fed.env, "glassmate-secure", address, creds.ca_cert)
+        for i, store in enumerate(stores):
+            home = folder / f"node-{i}"
+            keys = node_keys(home / "keys")
+            register_node(fed, "glassmate-secure", keys.public)
+            fed.start(_join_command(address, creds.ca_cert, keys.private, store), f"join-{i}",
+                      env=node_home(home))
+            out["nodes"].append(home)
+        deadline = time.monotonic() + 120
+        while online_nodes(fed, "glassmate-secure") < len(stores):
+            if time.monotonic() > deadline:
+                raise LaunchError(f"only {online_nodes(fed, 'glassmate-secure')} of {len(stores)} nodes came "
+                                  f"online; see {folder}/join-*.log")
+            time.sleep(1)
+        if stranger is not None:
+            home = folder / "stranger"
+            keys = node_keys(home / "keys")  # a valid key pair and the CA: everything but being registered
+            proc = fed.start(_join_command(address, creds.ca_cert, keys.private, stranger), "stranger",
+                             env=node_home(home))
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=120)
+            out["stranger"] = {"exit": proc.poll(), "log": folder / "stranger.log"}
+        code = flwr_run(fed, "glassmate-secure", run_config, timeout)
+        if code != 0:
+            raise LaunchError(f"flwr run exited with code {code}; see {folder / 'flwr-run.log'}")
+    finally:
+        fed.stop()
+    return out
+
+
+def _join_command(address: str, ca_cert: Path, key: Path, store: Path) -> list[str]:
+    return [tool("glassmate"), "fl", "join", "--superlink", address, "--root-certificates", str(ca_cert),
+            "--key", str(key), "--store", str(store)]

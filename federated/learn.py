@@ -125,9 +125,12 @@ def learn(store: MessageStore, state: Path, model: str, holdout: int = HOLDOUT, 
 
         loss_bare = loss_of()  # lora_B starts at zero: the fresh adapter is the bare model
         loss_before = loss_bare
-        if in_effect is not None and in_effect.weights and in_effect.report.get("lora") == LORA.to_json():
-            load_adapter_state(lm, torch.load(mine.path(in_effect.weights), weights_only=True))
-            loss_before = loss_of()
+        if in_effect is not None and in_effect.weights:
+            try:  # a version made by a federated round has the same shapes; one of another shape: the bare model
+                load_adapter_state(lm, torch.load(mine.path(in_effect.weights), weights_only=True))
+                loss_before = loss_of()
+            except (KeyError, ValueError, RuntimeError, OSError):
+                loss_before = loss_bare
             load_adapter_state(lm, fresh)
 
         key = recipe_hash(train_ex, config, {"model": mine.model, "lora": LORA.to_json(), "personal": True})

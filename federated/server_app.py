@@ -191,7 +191,7 @@ def _evaluate(grid: Grid, strategy, rnd: int, arrays: ArrayRecord, timeout: floa
     messages = list(strategy.configure_evaluate(rnd, arrays, config, grid))
     replies = [r for r in grid.send_and_receive(messages, timeout=timeout) if not r.has_error()]
     keys = ("ppl-base", "ppl-global", "ppl-personal", "mrr-base", "mrr-global", "mrr-personal", "p1-base",
-            "p1-global", "p1-personal", "personal-from-global")
+            "p1-global", "p1-personal", "personal-from-global", "personal-installed")
     return {k.replace("-", "_"): _mean(replies, k) for k in keys} | {"evaluated": len(replies)}
 
 

@@ -137,3 +137,43 @@ def test_learning_on_a_simulated_wearer_installs_only_what_is_better(model_spec,
     engine = load_engine(model_spec.name, n_ctx=512, n_threads=2)
     assert attach(engine, model_spec.name, registered=False, personal=state) == {}
     assert mine.current() is None and mine.history().get(1).status is Status.CORRUPT
+
+
+def test_the_glasses_learn_when_quiet_stop_when_the_wearer_is_back_and_take_what_was_installed(tmp_path):
+    import sys
+    import time
+
+    from device.glasses.idle_learning import IdleLearner, IdlePolicy
+
+    script = tmp_path / "learn.py"  # stands in for `glassmate learn --json`: a real process, a scripted report
+    script.write_text("import json, sys, time\ntime.sleep(float(sys.argv[1]))\n"
+                      "print(json.dumps({'decision': 'installed', 'sends': 25, 'version': 1}))\n")
+    now, active, sends, installed = [1000.0], [1000.0], [12], []
+    learner = IdleLearner(lambda: active[0], lambda: sends[0], [sys.executable, str(script), "30"],
+                          installed.append, IdlePolicy(idle_s=600, min_new_sends=10), clock=lambda: now[0])
+    now[0] += 700
+    learner.step()
+    assert learner.proc is None, "quiet, but nothing new sent since the glasses started"
+    sends[0] = 25
+    active[0] = now[0] - 100
+    learner.step()
+    assert learner.proc is None, "not quiet long enough"
+    now[0] += 600
+    learner.step()
+    first = learner.proc
+    assert first is not None and first.poll() is None, "quiet and 13 new replies: learning runs"
+    active[0] = now[0] + 1  # the wearer touches the glasses
+    learner.step()
+    assert learner.proc is None and first.poll() is not None and installed == [], "stopped at once, nothing taken"
+
+    learner.command = [sys.executable, str(script), "0"]
+    now[0] += 1200
+    learner.step()
+    deadline = time.monotonic() + 30
+    while learner.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    learner.step()
+    assert installed == [{"decision": "installed", "sends": 25, "version": 1}] and learner.learned_at == 25
+    now[0] += 1200
+    learner.step()
+    assert learner.proc is None, "nothing new since that run"

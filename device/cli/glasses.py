@@ -70,6 +70,10 @@ def hud(
     prepare: Annotated[bool, typer.Option("--prepare/--no-prepare", help="when a card shows, make its chat's "
                                           "catch-up and drafts in the background, so opening it finds them ready")
                        ] = True,
+    learn_when_idle: Annotated[float, typer.Option(help="with --matrix: after this many minutes with the display "
+                                                   "unchanged and 10 new sent replies, learn from them in the "
+                                                   "background (glassmate learn; needs the train extra); 0: never")
+                               ] = 10.0,
     model: ModelOpt = None, threads: ThreadsOpt = None, n_ctx: CtxOpt = None, adapters: AdaptersOpt = True,
 ) -> None:
     """Serve the glasses' display on http://HOST:PORT and replay a feed into it (touchpad: arrows, Enter, Esc;
@@ -125,6 +129,7 @@ def hud(
             start_replay(session, messages, realtime=True, speed=speed)
         if voice:
             _start_voice(session, wake_phrase, input_device, output_device, threads)
+        learner = _idle_learner(session, store, learn_when_idle) if matrix and learn_when_idle > 0 else None
         base = f"{'https' if tls else 'http'}://{_display_host(host)}:{port}"
         source = f"Matrix ({connector.account.user_id})" if connector else f"{len(messages)} messages to replay"
         console.print(f"[bold]glassmate HUD[/] on {base} — {source}, model "
@@ -143,7 +148,40 @@ def hud(
                         ssl_certfile=str(certificate.cert) if certificate else None,
                         ssl_keyfile=str(certificate.key) if certificate else None)
         finally:
+            if learner is not None:
+                learner.close()
             session.close()
+
+
+def _idle_learner(session, store: MessageStore, minutes: float):
+    """`glassmate learn` when the glasses are quiet (`idle_learning.py`); an adapter it installs drafts next."""
+    from device.engines.personal import PersonalAdapters
+    from device.glasses.idle_learning import IdleLearner, IdlePolicy, learn_command
+    from device.tasks import Task
+
+    assistant = session.assistant
+    model = assistant.engine.name
+    command = learn_command(model, store.path)
+    if command is None:
+        console.print("learning when idle: off (the train extra is not installed)", highlight=False)
+        return None
+
+    def sends() -> int:
+        return sum(1 for _, m in store.messages() if m.from_wearer)
+
+    def installed(report: dict) -> None:
+        mine = PersonalAdapters(state_dir(), model)
+        version = mine.current()
+        if version is None:
+            return
+        name = f"personal:v{version.version}"
+        with session._model_lock:  # between two tasks, never during one
+            assistant.engine.load_adapter(name, mine.path(version.gguf))
+            assistant.adapters[Task.DRAFT_REPLIES] = name
+    learner = IdleLearner(lambda: session.last_active, sends, command, installed,
+                          IdlePolicy(idle_s=minutes * 60, poll_s=60.0))
+    learner.start()
+    return learner
 
 
 Arrival = Literal["receive", "edit", "delete"]  # what the Matrix connector queues for the session

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -95,6 +96,7 @@ class GlassesSession:
         # what the wearer did with each set of drafts (the CLI seals it in the store: `feedback.py`)
         self.on_feedback: Callable[[Feedback], None] | None = None
         self._drafts: _ShownDrafts | None = None
+        self.last_active = time.monotonic()  # the display last changed (the idle learner waits for quiet)
         self.now = now or (lambda: datetime.now().astimezone())
         # question → device.ask.answer.Asked over the wearer's indexed messages (None: not offered); it may share the
         # engine, so it takes its turn on the model too
@@ -140,6 +142,7 @@ class GlassesSession:
         self.screen = Screen(**(asdict(self.screen) | base | changes))
         self.screen.unread = sum(len(t.unread) for n, t in self.threads.items() if not self._is_muted(n))
         self.screen.seq += 1
+        self.last_active = time.monotonic()
         for listener in list(self._listeners):
             listener(self.screen)
         return self.screen

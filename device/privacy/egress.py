@@ -32,7 +32,7 @@ METRIC_KEYS = frozenset({
     "load_s", "decode_tok_s", "prefill_tok_s", "rss_mb", "round", "num_examples", "loss", "accuracy", "epsilon",
     # federated evaluation: held-out perplexity and reply ranking of the bare, global and personalized models
     "ppl_base", "ppl_global", "ppl_personal", "mrr_base", "mrr_global", "mrr_personal", "p1_base", "p1_global",
-    "p1_personal", "personal_from_global",
+    "p1_personal", "personal_from_global", "personal_installed",
 })
 
 
