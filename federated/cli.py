@@ -163,26 +163,40 @@ def fl_deploy(
     noise: Annotated[float, typer.Option(help="DP noise multiplier (0: no DP)")] = 0.0,
     clip: Annotated[float, typer.Option(help="client-side clipping norm of each update")] = 1.0,
     secagg: Annotated[bool, typer.Option("--secagg", help="SecAgg+ rounds (clients add the DP noise)")] = False,
+    stores: Annotated[list[Path] | None, typer.Option(
+        "--store", help="a wearer's message store (repeat per node): each node is a `glassmate fl join` on its "
+                        "own store, over TLS with SuperNode authentication; --nodes and the data are then unused")
+    ] = None,
+    local_steps: Annotated[int, typer.Option(help="local optimizer steps per round")] = 8,
+    personal_steps: Annotated[int, typer.Option(help="private fine-tuning steps at evaluation")] = 8,
+    eval_examples: Annotated[int, typer.Option(help="held-out replies per client per evaluation")] = 16,
     out: Annotated[Path, typer.Option(help="where fl.json and logs go")] = Path("fl-deploy"),
     as_json: Annotated[bool, typer.Option("--json", help="print fl.json's final block")] = False,
 ) -> None:
     """Run the same Flower app on the deployment engine: a SuperLink and N SuperNodes on loopback (stopped by PID
     afterwards). A node that dies mid-run is dropped and the run finishes with the rest."""
-    from federated.launch import LaunchError, deployment
+    from federated.launch import LaunchError, deployment, join_deployment
 
     out = out.resolve()
+    if stores:
+        nodes = len(stores)
     run_config = {"model": "smollm2-135m" if real else "tiny", "dataset": dataset,
                   "data-train": str(data_train.resolve()), "data-dev": str(data_dev.resolve()),
                   "num-clients": nodes, "clients-per-round": nodes, "min-clients": max(1, nodes - 1),
                   "num-rounds": rounds, "round-timeout": round_timeout, "noise-multiplier": noise,
-                  "clipping-norm": clip, "secagg": secagg, "out-dir": str(out)}
+                  "clipping-norm": clip, "secagg": secagg, "local-steps": local_steps,
+                  "personal-steps": personal_steps, "eval-examples": eval_examples,
+                  "out-dir": str(out / "run" if stores else out)}
     try:
         with err.status(f"federated deployment: {nodes} SuperNodes, {rounds} rounds (logs in {out})…"):
-            deployment(out, nodes, run_config)
+            if stores:
+                join_deployment(out, [s.resolve() for s in stores], run_config)
+            else:
+                deployment(out, nodes, run_config)
     except LaunchError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
-    doc = json.loads((out / "fl.json").read_text())
+    doc = json.loads((out / "run" / "fl.json" if stores else out / "fl.json").read_text())
     print(json.dumps(doc.get("final", {}), indent=2) if as_json else
           f"{len(doc['rounds']) - 1} rounds; replies per round: {[r.get('replied') for r in doc['rounds'][1:]]}")
 

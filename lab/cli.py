@@ -429,6 +429,47 @@ def eval_commands_cmd(
                       highlight=False)
 
 
+@eval_app.command("learn")
+def eval_learn_cmd(
+    data: Annotated[Path, typer.Option(help="Ubuntu IRC folder whose users stand in for wearers")] = Path(
+        "../shared/data/ubuntu_irc/train"),
+    user_rank: Annotated[int, typer.Option(help="which user: 0 = the one with the most annotated replies")] = 0,
+    sends: Annotated[int, typer.Option(help="their most recent replies put in the store")] = 80,
+    model: Annotated[str, typer.Option("--model", "-m", help="catalog model to learn on")] = "smollm2-135m",
+    out: OutOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """`glassmate learn` on a simulated wearer: one IRC user's replies as the store of their glasses (in a
+    temporary folder), trained, checked on the most recent sends, installed only if better. Writes the report
+    (numbers only: no nick, no text)."""
+    import tempfile
+
+    from device.messages.store import MessageStore
+    from lab.machine import machine_info
+    from lab.wearer import fill_store, users_by_replies
+
+    with clear_errors(), needs("train"):
+        from federated.learn import learn, llama_check
+
+        users = users_by_replies(data)
+        if not 0 <= user_rank < len(users):
+            raise typer.BadParameter(f"{data} has {len(users)} users with 50+ replies", param_hint="--user-rank")
+        with tempfile.TemporaryDirectory() as tmp, MessageStore(Path(tmp) / "glassmate.db") as store:
+            n = fill_store(store, data, users[user_rank], limit=sends)
+            with progress() as bar:
+                task = bar.add_task("learning", total=None)
+                report = learn(store, Path(tmp) / "state", model, check_gguf=llama_check(model),
+                               progress=lambda s, t, loss: bar.update(task, completed=s, total=t))
+    doc = report.to_json() | {"data": data.name, "user_rank": user_rank, "replies_in_store": n,
+                              "machine": machine_info()}
+    write_result(out, doc)
+    if as_json:
+        print_json(doc)
+        return
+    console.print(f"{report.trained_on} trained on, {report.held_out} held out: perplexity of the true reply "
+                  f"{report.perplexity['bare']} bare → {report.perplexity['after']}; {report.decision} "
+                  f"({report.wall_s:.0f} s)", highlight=False)
+
+
 def bench(
     models: Annotated[str, typer.Option(help="comma-separated GGUF models: catalog names or built variants "
                                              "(NAME@Q8_0)")] = "smollm2-135m",

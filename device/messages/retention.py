@@ -26,10 +26,11 @@ def forget_thread(store: MessageStore, thread: str, state: Path) -> dict:
     report: dict = store.forget_thread(thread)
     report["kv_files"] = _remove_kv(state, [tid])
     cannot = []
-    adapters = sorted((state / ADAPTER_DIR).glob("*")) if (state / ADAPTER_DIR).exists() else []
+    adapters = sorted((state / ADAPTER_DIR).rglob("*.gguf")) if (state / ADAPTER_DIR).exists() else []
     if adapters:
         cannot.append(f"{len(adapters)} personalized adapter(s) in {state / ADAPTER_DIR} may have been trained on "
-                      f"this thread; erasing the thread does not untrain them (delete them to be sure)")
+                      f"this thread; erasing the thread does not untrain them (roll them back with `glassmate "
+                      f"adapters rollback`, or delete them, to be sure)")
     cannot.append("federated updates already sent were clipped, noised numbers and cannot be recalled")
     report["cannot_undo"] = cannot
     return report
