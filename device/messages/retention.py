@@ -26,7 +26,8 @@ def forget_thread(store: MessageStore, thread: str, state: Path) -> dict:
     report: dict = store.forget_thread(thread)
     report["kv_files"] = _remove_kv(state, [tid])
     cannot = []
-    adapters = sorted((state / ADAPTER_DIR).rglob("*.gguf")) if (state / ADAPTER_DIR).exists() else []
+    folder = state / ADAPTER_DIR  # personal versions (.gguf, .pt) and any other weights; not their history
+    adapters = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".json") if folder.exists() else []
     if adapters:
         cannot.append(f"{len(adapters)} personalized adapter(s) in {state / ADAPTER_DIR} may have been trained on "
                       f"this thread; erasing the thread does not untrain them (roll them back with `glassmate "
