@@ -157,14 +157,16 @@ def write_connection(env: dict[str, str], name: str, control_port: int, num_supe
     (home / "config.toml").write_text("\n".join(lines) + "\n")
 
 
-def flwr_run(fed: Federation, connection: str, run_config: dict, timeout: float | None = None) -> int:
+def flwr_run(fed: Federation, connection: str, run_config: dict, timeout: float | None = None) -> None:
+    """`flwr run` of this repository's app, streamed to flwr-run.log; a LaunchError when it fails."""
     overrides = " ".join(f"{k}={toml_value(v)}" for k, v in run_config.items())
     args = [tool("flwr"), "run", str(REPO_ROOT), connection, "--run-config", overrides, "--stream"]
     log = fed.folder / "flwr-run.log"
     with log.open("ab") as handle:
         proc = subprocess.run(args, env=fed.env, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout,
                               cwd=REPO_ROOT)
-    return proc.returncode
+    if proc.returncode != 0:
+        raise LaunchError(f"flwr run exited with code {proc.returncode}; see {log}")
 
 
 def superlink_args(http: int, folder: Path, simulation: bool) -> list[str]:
@@ -211,9 +213,7 @@ def deployment(folder: Path, num_nodes: int, run_config: dict, timeout: float | 
                         return
                     time.sleep(0.2)
             threading.Thread(target=kill_when_due, daemon=True).start()
-        code = flwr_run(fed, "glassmate-deploy", run_config, timeout)
-        if code != 0:
-            raise LaunchError(f"flwr run exited with code {code}; see {folder / 'flwr-run.log'}")
+        flwr_run(fed, "glassmate-deploy", run_config, timeout)
     finally:
         fed.stop()
     return folder
@@ -228,9 +228,7 @@ def simulation(folder: Path, num_supernodes: int, run_config: dict, cpus_per_cli
     try:
         fed.start(superlink_args(http, folder, simulation=True), "superlink", port=http)
         write_connection(fed.env, "glassmate-sim", http, num_supernodes, cpus_per_client)
-        code = flwr_run(fed, "glassmate-sim", run_config, timeout)
-        if code != 0:
-            raise LaunchError(f"flwr run exited with code {code}; see {folder / 'flwr-run.log'}")
+        flwr_run(fed, "glassmate-sim", run_config, timeout)
     finally:
         fed.stop()
     return folder
@@ -270,12 +268,6 @@ def online_nodes(fed: Federation, connection: str) -> int:
     return sum(1 for n in nodes if n.get("status") == "online")
 
 
-def node_home(folder: Path) -> dict[str, str]:
-    """The environment of one pair of glasses: its own state folder (GLASSMATE_HOME, FLWR_HOME), the caller's
-    model files."""
-    return base_env(folder)
-
-
 def join_deployment(folder: Path, stores: list[Path], run_config: dict, timeout: float | None = None,
                     stranger: Path | None = None) -> dict:
     """A TLS SuperLink with SuperNode authentication on loopback; one `glassmate fl join` per store, each with its
@@ -297,7 +289,7 @@ def join_deployment(folder: Path, stores: list[Path], run_config: dict, timeout:
             keys = node_keys(home / "keys")
             register_node(fed, "glassmate-secure", keys.public)
             fed.start(_join_command(address, creds.ca_cert, keys.private, store), f"join-{i}",
-                      env=node_home(home))
+                      env=base_env(home))
             out["nodes"].append(home)
         deadline = time.monotonic() + 120
         while online_nodes(fed, "glassmate-secure") < len(stores):
@@ -309,13 +301,11 @@ def join_deployment(folder: Path, stores: list[Path], run_config: dict, timeout:
             home = folder / "stranger"
             keys = node_keys(home / "keys")  # a valid key pair and the CA: everything but being registered
             proc = fed.start(_join_command(address, creds.ca_cert, keys.private, stranger), "stranger",
-                             env=node_home(home))
+                             env=base_env(home))
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=120)
             out["stranger"] = {"exit": proc.poll(), "log": folder / "stranger.log"}
-        code = flwr_run(fed, "glassmate-secure", run_config, timeout)
-        if code != 0:
-            raise LaunchError(f"flwr run exited with code {code}; see {folder / 'flwr-run.log'}")
+        flwr_run(fed, "glassmate-secure", run_config, timeout)
     finally:
         fed.stop()
     return out
