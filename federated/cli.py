@@ -117,6 +117,9 @@ def fl_sim(
     round0_from: Annotated[Path | None, typer.Option(
         help="reuse round 0 (the bare model and the untrained adapter, the same for every noise level) from this "
              "run's fl.json; its model, data, seed and evaluation settings must match")] = None,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", help="any other run-config key of pyproject's [tool.flwr.app.config], as KEY=VALUE (repeat): "
+                      "e.g. min-messages=20, lora-top-layers=8, eval-clients=40, eval-ranking=false")] = None,
     out: Annotated[Path, typer.Option(help="where fl.json, logs and the adapter go")] = Path("fl-run"),
     as_json: Annotated[bool, typer.Option("--json", help="print fl.json's final block")] = False,
 ) -> None:
@@ -132,13 +135,18 @@ def fl_sim(
                   "local-steps": local_steps, "personal-steps": personal_steps, "eval-every": eval_every,
                   "eval-examples": eval_examples, "canaries": canaries, "out-dir": str(out),
                   "round0-from": str(round0_from.resolve()) if round0_from else ""}
+    run_config |= _settings(settings or [])
     try:
         with err.status(f"federated simulation: {clients} clients, {rounds} rounds (logs in {out})…"):
             simulation(out, clients, run_config)
     except LaunchError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
-    doc = json.loads((out / "fl.json").read_text())
+    doc = json.loads((out / "fl.json").read_text()) if (out / "fl.json").is_file() else {}
+    if "final" not in doc:
+        err.print(f"[bold red]error:[/] the run did not finish: {_last_error(out / 'flwr-run.log')}",
+                  highlight=False)
+        raise typer.Exit(1)
     if as_json:
         print(json.dumps(doc.get("final", {}), indent=2))
         return
@@ -148,6 +156,40 @@ def fl_sim(
                         for k in ("round", "train_loss", "ppl_base", "ppl_global", "ppl_personal", "mrr_personal",
                                   "epsilon", "wall_s")))
     console.print(table)
+
+
+def _last_error(log: Path) -> str:
+    """The exception the ServerApp or a ClientApp raised, from the run's log (the simulation exits 0 after one)."""
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    errors = [ln.strip() for ln in lines if ln.strip().split(":")[0].endswith(("Error", "Exception"))]
+    return f"{errors[-1]} (log: {log})" if errors else f"see {log}"
+
+
+def _settings(pairs: list[str]) -> dict:
+    """KEY=VALUE pairs as run-config entries, typed like the key's default in pyproject."""
+    import tomllib
+
+    from device.paths import REPO_ROOT
+
+    defaults = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    out: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in defaults:
+            raise typer.BadParameter(f"{pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(defaults))}",
+                                     param_hint="--set")
+        like = defaults[key]
+        try:
+            if isinstance(like, bool):
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(value)
+                out[key] = value.lower() == "true"
+            else:
+                out[key] = type(like)(value)
+        except ValueError:
+            raise typer.BadParameter(f"{key} takes a {type(like).__name__}, not {value!r}", param_hint="--set") \
+                from None
+    return out
 
 
 @fl_app.command("deploy")

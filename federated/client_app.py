@@ -83,7 +83,7 @@ def _clients(cfg: task.RunConfig) -> list[Client]:
     if cfg.dataset == "shakespeare":
         return shakespeare_clients(task.data_path(cfg.data_train), max_clients=cfg.num_clients)
     return irc_clients(task.data_path(cfg.data_train), task.data_path(cfg.data_dev), cfg.min_messages,
-                       max_clients=cfg.num_clients)
+                       max_clients=cfg.num_clients, skip=cfg.first_client)
 
 
 @lru_cache(maxsize=4)
@@ -164,7 +164,8 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(config.get("server-round", 0))
     lm, tok = task.load(cfg)
     load_adapter_state(lm, start)
-    loss = task.local_train(lm, tok, client.train, cfg.local_steps, cfg, seed=cfg.seed + 1009 * server_round + pid)
+    loss = task.local_train(lm, tok, task.train_part(client, cfg), cfg.local_steps, cfg,
+                            seed=cfg.seed + 1009 * server_round + pid)
     new = adapter_arrays(lm)
     norm = float(config[KEY_CLIPPING_NORM]) if KEY_CLIPPING_NORM in config else 0.0
     # measured with DP off too: what clipping at C would do to these updates is what the noise budget prices
@@ -197,7 +198,8 @@ def train_secagg(msg: Message, context: Context) -> Message:
         raise ConnectionAbortedError(f"client {pid} dropped out of round {server_round} (secagg-drop drill)")
     lm, tok = task.load(cfg)
     load_adapter_state(lm, start)
-    loss = task.local_train(lm, tok, client.train, cfg.local_steps, cfg, seed=cfg.seed + 1009 * server_round + pid)
+    loss = task.local_train(lm, tok, task.train_part(client, cfg), cfg.local_steps, cfg,
+                            seed=cfg.seed + 1009 * server_round + pid)
     new = adapter_arrays(lm)
     clip = float(rc.get("clipping-norm", 1.0))
     raw_norm = clip_update(new, start, clip)
@@ -219,8 +221,11 @@ def evaluate(msg: Message, context: Context) -> Message:
     names, global_arrays = _arrays(msg.content["arrays"])
     config = msg.content.get("config", {})
     server_round = int(config.get("server-round", 0))
-    held_out = client.test or client.train[-cfg.eval_examples:]
+    held_out = task.held_out(client, cfg)
     own_store = bool(context.node_config.get("store"))
+    gate, _ = gate_for(client)
+    if 0 < cfg.eval_clients <= pid:  # not in the fixed evaluation set: nothing measured, nothing but this sent
+        return _reply_numbers(gate, msg, {"num-examples": 0})
     # candidates to rank the true reply among: other people's replies (a corpus run), or the wearer's own earlier
     # ones (glasses in a round read no one else's data)
     pool = [ex.target for ex in client.train[:50]] if own_store else \
@@ -230,21 +235,27 @@ def evaluate(msg: Message, context: Context) -> Message:
     if bool(config.get("eval-base", True)):
         with lm.model.disable_adapter():
             out["ppl-base"] = task.perplexity(lm, tok, held_out, cfg)
-            out["mrr-base"], out["p1-base"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
+            if cfg.eval_ranking:
+                out["mrr-base"], out["p1-base"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
     load_adapter_state(lm, global_arrays)
     out["ppl-global"] = task.perplexity(lm, tok, held_out, cfg)
-    out["mrr-global"], out["p1-global"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
-    train_part = client.train if client.test else client.train[: -cfg.eval_examples]
-    private, chosen = task.personalized(lm, tok, global_arrays, train_part, cfg,
-                                        seed=cfg.seed + 7919 * server_round + pid)
-    out["personal-from-global"] = float(chosen == "global")
-    out["ppl-personal"] = task.perplexity(lm, tok, held_out, cfg)
-    out["mrr-personal"], out["p1-personal"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
-    _keep_private(cfg, client, names, private)
-    if own_store and server_round == int(context.run_config.get("num-rounds", 0)):
-        out["personal-installed"] = float(_install_personal(cfg, lm, tok, names, private, held_out, out))
-    # numbers only, and through the gate like every byte that leaves
-    gate, _ = gate_for(client)
+    if cfg.eval_ranking:
+        out["mrr-global"], out["p1-global"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
+    if cfg.personal_steps > 0:
+        private, chosen = task.personalized(lm, tok, global_arrays, task.train_part(client, cfg), cfg,
+                                            seed=cfg.seed + 7919 * server_round + pid)
+        out["personal-from-global"] = float(chosen == "global")
+        out["ppl-personal"] = task.perplexity(lm, tok, held_out, cfg)
+        if cfg.eval_ranking:
+            out["mrr-personal"], out["p1-personal"] = task.ranking(lm, tok, held_out, pool, cfg, seed=pid)
+        _keep_private(cfg, client, names, private)
+        if own_store and server_round == int(context.run_config.get("num-rounds", 0)):
+            out["personal-installed"] = float(_install_personal(cfg, lm, tok, names, private, held_out, out))
+    return _reply_numbers(gate, msg, out)
+
+
+def _reply_numbers(gate: EgressGate, msg: Message, out: dict[str, float]) -> Message:
+    """Numbers only, and through the gate like every byte that leaves."""
     decision = gate.send("fl-update", {"arrays": {}, "metrics": {k.replace("-", "_"): float(v)
                                                                   for k, v in out.items()}}, "fl-server")
     if not decision.allowed:
@@ -280,7 +291,8 @@ def _install_personal(cfg: task.RunConfig, lm, tok, names: list[str], arrays: li
             before = math.log(task.perplexity(lm, tok, held_out, cfg))
     after = math.log(out["ppl-personal"])
     numbers = {"source": "federated", "held_out": len(held_out), "loss_before": round(before, 4),
-               "loss_after": round(after, 4), "in_effect_before": in_effect.version if in_effect else None}
+               "loss_after": round(after, 4), "in_effect_before": in_effect.version if in_effect else None,
+               "lora": lm.spec.to_json()}  # the shape `glassmate learn` continues from
     if not after < before - MARGIN:
         mine.reject(numbers)
         return False

@@ -115,7 +115,17 @@ def learn(store: MessageStore, state: Path, model: str, holdout: int = HOLDOUT, 
 
     if base is None:
         base = load_catalog_model(mine.model)
-    lm = attach(base.model, LORA, seed=config.seed)
+    # the adapter in effect is where training starts (a federated one included, in its own shape): what it
+    # learnt is built on, not thrown away; the held-out sends decide whether the result is better than it
+    start_weights = None
+    spec = LORA
+    if in_effect is not None and in_effect.weights:
+        try:
+            start_weights = torch.load(mine.path(in_effect.weights), weights_only=True)
+            spec = spec_of(in_effect.report)
+        except (OSError, RuntimeError, ValueError, TypeError):
+            start_weights, spec = None, LORA
+    lm = attach(base.model, spec, seed=config.seed)
     try:
         fresh = adapter_state(lm)
         tok = base.tokenizer
@@ -125,15 +135,16 @@ def learn(store: MessageStore, state: Path, model: str, holdout: int = HOLDOUT, 
 
         loss_bare = loss_of()  # lora_B starts at zero: the fresh adapter is the bare model
         loss_before = loss_bare
-        if in_effect is not None and in_effect.weights:
-            try:  # a version made by a federated round has the same shapes; one of another shape: the bare model
-                load_adapter_state(lm, torch.load(mine.path(in_effect.weights), weights_only=True))
+        if start_weights is not None:
+            try:
+                load_adapter_state(lm, start_weights)
                 loss_before = loss_of()
-            except (KeyError, ValueError, RuntimeError, OSError):
-                loss_before = loss_bare
-            load_adapter_state(lm, fresh)
+            except (KeyError, ValueError, RuntimeError):  # not this model's shapes: start from the bare model
+                load_adapter_state(lm, fresh)
+                start_weights = None
 
-        key = recipe_hash(train_ex, config, {"model": mine.model, "lora": LORA.to_json(), "personal": True})
+        key = recipe_hash(train_ex, config, {"model": mine.model, "lora": spec.to_json(), "personal": True,
+                                             "start": in_effect.sha256 if start_weights is not None else ""})
         checkpoint = state / "training" / f"personal-{mine.model}.{key}.pt"
         report = train(lm, tok, train_ex, config, checkpoint=checkpoint, progress=progress, recipe=key)
         loss_after = loss_of()
@@ -141,13 +152,14 @@ def learn(store: MessageStore, state: Path, model: str, holdout: int = HOLDOUT, 
         numbers = {"sends": len(sends), "trained_on": len(train_ex), "held_out": len(held_ex),
                    "loss_bare": round(loss_bare, 4), "loss_before": round(loss_before, 4),
                    "loss_after": round(loss_after, 4), "in_effect_before": in_effect.version if in_effect else None,
-                   "steps": report.steps, "resumed_from": report.resumed_from, "lora": LORA.to_json(),
+                   "steps": report.steps, "resumed_from": report.resumed_from, "lora": spec.to_json(),
+                   "started_from": in_effect.version if start_weights is not None else None,
                    "train": config.to_json(), "recipe": key}
         if better:
             state.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=state) as tmp:  # same disk: the install is a copy, then renames
                 gguf = write_gguf_adapter(Path(tmp) / "adapter.gguf", adapter_state(lm), base.model.config,
-                                          base.architecture, LORA.alpha, {"task": "draft_replies", "model": mine.model,
+                                          base.architecture, spec.alpha, {"task": "draft_replies", "model": mine.model,
                                                                           "recipe": key, "personal": "true"})
                 if check_gguf is not None:
                     check_gguf(gguf)
@@ -165,6 +177,14 @@ def learn(store: MessageStore, state: Path, model: str, holdout: int = HOLDOUT, 
                        round(loss_before, 4), round(loss_after, 4), in_effect.version if in_effect else None,
                        "installed" if better else "rejected", version.version, report.steps, report.resumed_from,
                        round(time.perf_counter() - start, 1), FeedbackLog(store).counts())
+
+
+def spec_of(report: dict) -> LoraSpec:
+    """The LoRA shape a version was trained with (its report's "lora"; versions that predate it used LORA)."""
+    d = report.get("lora")
+    if not d:
+        return LORA
+    return LoraSpec(**(d | {"targets": tuple(d["targets"])}))
 
 
 def llama_check(model: str) -> Callable[[Path], None]:

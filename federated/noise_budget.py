@@ -40,15 +40,17 @@ def budget(run: Path, noise: float, tolerance: float = 0.02, draws: int = 2, pro
     clip = float(rc.get("clipping-norm", 1.0))
     rounds = int(rc.get("num-rounds", 1))
     clients = irc_clients(task.data_path(cfg.data_train), task.data_path(cfg.data_dev), cfg.min_messages,
-                          max_clients=cfg.num_clients)
-    held_out = [ex for c in clients for ex in (c.test or c.train[-cfg.eval_examples:])[: cfg.eval_examples]]
+                          max_clients=cfg.num_clients, skip=cfg.first_client)
+    if cfg.eval_clients:
+        clients = clients[: cfg.eval_clients]
+    # the run's own evaluation: each evaluating client's held-out replies, the mean of their perplexities
+    held_out = [task.held_out(c, cfg)[: cfg.eval_examples] for c in clients]
     lm, tok = task.load(cfg)
     clean = load_global(run)
-    big = _evaluating_all(cfg, len(held_out))
 
     def ppl(state: dict[str, np.ndarray]) -> float:
         load_adapter_state(lm, state)
-        return task.perplexity(lm, tok, held_out, big)
+        return float(np.mean([task.perplexity(lm, tok, ex, cfg) for ex in held_out]))
 
     base = ppl(clean)
     rows = []
@@ -69,12 +71,6 @@ def budget(run: Path, noise: float, tolerance: float = 0.02, draws: int = 2, pro
             break
         needed = r["clients_per_round"]
     return {"run": str(run), "noise_multiplier": noise, "clipping_norm": clip, "rounds": rounds,
-            "tolerance": tolerance, "ppl_noise_free": base, "held_out": len(held_out), "rows": rows,
+            "tolerance": tolerance, "ppl_noise_free": base, "held_out": sum(map(len, held_out)),
+            "held_out_clients": len(held_out), "rows": rows,
             "clients_needed": needed}
-
-
-def _evaluating_all(cfg, n: int):
-    """The run's config, evaluating all `n` held-out examples rather than the per-client sample size."""
-    from dataclasses import replace
-
-    return replace(cfg, eval_examples=n)

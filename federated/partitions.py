@@ -36,8 +36,9 @@ def reply_example(pair: ReplyPair) -> Example:
 
 
 def irc_clients(train_dir: Path, dev_dir: Path | None = None, min_messages: int = 50,
-                max_clients: int | None = None) -> list[Client]:
-    """Clients ordered by how much they wrote (most first), each with train and held-out examples."""
+                max_clients: int | None = None, skip: int = 0) -> list[Client]:
+    """Clients ordered by how much they wrote (most first, the first `skip` left out), each with train and
+    held-out examples."""
     by_user: dict[str, list[ReplyPair]] = defaultdict(list)
     for p in reply_pairs(train_dir):
         by_user[p.user.lower()].append(p)
@@ -47,7 +48,7 @@ def irc_clients(train_dir: Path, dev_dir: Path | None = None, min_messages: int 
             held[p.user.lower()].append(p)
     users = sorted((u for u, ps in by_user.items() if len(ps) >= min_messages), key=lambda u: (-len(by_user[u]), u))
     clients = [Client(client_id(u), [reply_example(p) for p in by_user[u]], [reply_example(p) for p in held[u]])
-               for u in users[:max_clients]]
+               for u in users[skip:][:max_clients]]
     return clients
 
 

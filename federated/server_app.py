@@ -119,9 +119,9 @@ def main(grid: Grid, context: Context) -> None:
 
 
 # what makes round 0 the same in two runs: the noise level, aggregation and rounds only act from round 1 on
-ROUND0_KEYS = ("model", "dataset", "data-train", "data-dev", "min-messages", "num-clients", "clients-per-round",
-               "personal-steps", "batch-size", "lr", "lora-r", "max-len", "eval-examples", "seed", "canaries",
-               "canary-copies")
+ROUND0_KEYS = ("model", "dataset", "data-train", "data-dev", "min-messages", "first-client", "num-clients",
+               "clients-per-round", "personal-steps", "batch-size", "lr", "lora-r", "lora-top-layers", "max-len",
+               "eval-examples", "eval-clients", "eval-ranking", "seed", "canaries", "canary-copies")
 
 
 def _reused_round0(path: str, rc) -> dict:
@@ -192,7 +192,8 @@ def _evaluate(grid: Grid, strategy, rnd: int, arrays: ArrayRecord, timeout: floa
     replies = [r for r in grid.send_and_receive(messages, timeout=timeout) if not r.has_error()]
     keys = ("ppl-base", "ppl-global", "ppl-personal", "mrr-base", "mrr-global", "mrr-personal", "p1-base",
             "p1-global", "p1-personal", "personal-from-global", "personal-installed")
-    return {k.replace("-", "_"): _mean(replies, k) for k in keys} | {"evaluated": len(replies)}
+    evaluated = sum(1 for r in replies if "ppl-global" in r.content["metrics"])
+    return {k.replace("-", "_"): _mean(replies, k) for k in keys} | {"evaluated": evaluated}
 
 
 def _final(history: list[dict], accountant, noise: float) -> dict:

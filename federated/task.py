@@ -28,14 +28,18 @@ class RunConfig:
     data_train: str = "../shared/data/ubuntu_irc/train"
     data_dev: str = "../shared/data/ubuntu_irc/dev"
     min_messages: int = 50
+    first_client: int = 0  # skip the N users who wrote most (e.g. kept out as simulated wearers)
     num_clients: int = 20
     local_steps: int = 8
     personal_steps: int = 8
     batch_size: int = 4
     lr: float = 5e-4
     lora_r: int = 8
+    lora_top_layers: int = 0  # adapt only the last N decoder layers (0: all): a smaller update, less DP noise
     max_len: int = 256
     eval_examples: int = 16
+    eval_clients: int = 0  # only the first N clients evaluate (0: all): a fixed held-out set at scale
+    eval_ranking: bool = True  # MRR / P@1 besides perplexity
     seed: int = 0
     canaries: int = 0  # privacy audit: the first N clients get a planted canary (0: none)
     canary_copies: int = 10
@@ -58,7 +62,7 @@ _TOKENIZERS: dict[str, object] = {}
 
 def load(cfg: RunConfig) -> tuple[LoraModel, object]:
     """The base model with a fresh LoRA (r = cfg.lora_r on the attention projections), cached per process."""
-    key = (cfg.model, cfg.lora_r, cfg.seed)
+    key = (cfg.model, cfg.lora_r, cfg.lora_top_layers, cfg.seed)
     if key not in _MODELS:
         from device.catalog import require_model
         from federated.base_model import load_catalog_model, tiny_model
@@ -68,7 +72,7 @@ def load(cfg: RunConfig) -> tuple[LoraModel, object]:
         else:
             bm = load_catalog_model(cfg.model)
         _MODELS[key] = attach(bm.model, LoraSpec(r=cfg.lora_r, alpha=2.0 * cfg.lora_r, dropout=0.0,
-                                                 targets=ATTENTION), seed=cfg.seed)
+                                                 targets=ATTENTION, top_layers=cfg.lora_top_layers), seed=cfg.seed)
         _TOKENIZERS[cfg.model] = bm.tokenizer
         _MODELS[key].initial = adapter_arrays(_MODELS[key])  # type: ignore[attr-defined]
     return _MODELS[key], _TOKENIZERS[cfg.model]
@@ -77,6 +81,16 @@ def load(cfg: RunConfig) -> tuple[LoraModel, object]:
 def initial_arrays(cfg: RunConfig) -> list:
     lm, _ = load(cfg)
     return [a.copy() for a in lm.initial]  # type: ignore[attr-defined]
+
+
+def train_part(client, cfg: RunConfig) -> list[Example]:
+    """What a client trains on: all its examples when it has held-out ones of its own, else all but the last
+    `eval_examples`, which are then its held-out ones (`held_out`) and never trained on."""
+    return client.train if client.test else client.train[: -cfg.eval_examples]
+
+
+def held_out(client, cfg: RunConfig) -> list[Example]:
+    return client.test or client.train[-cfg.eval_examples:]
 
 
 def local_train(lm: LoraModel, tok, examples: list[Example], steps: int, cfg: RunConfig, seed: int) -> float:

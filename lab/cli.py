@@ -470,6 +470,64 @@ def eval_learn_cmd(
                   f"({report.wall_s:.0f} s)", highlight=False)
 
 
+@eval_app.command("wearer-life")
+def eval_wearer_life_cmd(
+    data: Annotated[Path, typer.Option(help="Ubuntu IRC folder whose users stand in for wearers")] = Path(
+        "../shared/data/ubuntu_irc/train"),
+    wearers: Annotated[int, typer.Option(help="the N users with the most annotated replies live it")] = 2,
+    days: Annotated[int, typer.Option(help="days of each wearer's life (their log days with enough replies)")] = 6,
+    learn_every: Annotated[int, typer.Option(help="the device learns after every K days")] = 2,
+    shown: Annotated[int, typer.Option(help="replies per day the glasses draft for and the wearer judges")] = 10,
+    pick_at: Annotated[float, typer.Option(help="word F1 with the real reply at which a draft is picked")] = 0.5,
+    federated: Annotated[Path | None, typer.Option(
+        help="a `glassmate fl sim` run (over other users: --set first-client=N ≥ --wearers) whose global adapter "
+             "starts the federated arm; without it that arm is left out")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="catalog model")] = "smollm2-135m",
+    out: Annotated[Path, typer.Option(help="folder for life.json and life.png")] = Path("life-out"),
+    as_json: JsonOpt = False,
+) -> None:
+    """A simulated wearer's life: at each reply the glasses draft, the wearer picks the closest draft or dictates
+    the real reply, the device learns every K days. Pick rate and likelihood of the true reply by day, for the
+    bare model, on-device learning, and on-device learning from a federated start."""
+    import json
+    import tempfile
+
+    from lab.machine import machine_info
+    from lab.wearer import users_by_replies
+
+    with clear_errors(), needs("train"):
+        from lab.wearer_life import ARMS, Life, LifeConfig, config_json, live, plot, summary
+
+        cfg = LifeConfig(days=days, learn_every=learn_every, shown_per_day=shown, pick_at=pick_at)
+        users = users_by_replies(data)[:wearers]
+        if federated is not None:
+            first = int(json.loads((federated / "fl.json").read_text())["config"].get("first-client", 0))
+            if first < wearers:
+                raise fail(f"{federated} trained on the users from rank {first} on, the wearers among them: its "
+                           f"first client must be ≥ {wearers} (--set first-client), so no wearer's own future is in it")
+        arms = ARMS if federated is not None else ARMS[:2]
+        life = Life.load(model)
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for w, user in enumerate(users):
+                rows += live(life, data, user, cfg, arms, Path(tmp) / f"w{w}", federated,
+                             progress=lambda line, w=w: err.print(f"wearer {w}: {line}", highlight=False))
+    doc = {"model": model, "data": data.name, "wearers": len(users), "config": config_json(cfg),
+           "federated_run": federated.name if federated else None, "arms": list(arms),
+           "summary": summary(rows), "rows": [r.to_json() | {"wearer": i // (len(arms) * days)}
+                                              for i, r in enumerate(rows)], "machine": machine_info()}
+    out.mkdir(parents=True, exist_ok=True)
+    write_result(out / "life.json", doc)
+    plot(doc, out / "life.png")
+    if as_json:
+        print_json(doc["summary"])
+        return
+    table = Table("arm", *[f"day {d}" for d in range(1, days + 1)], title="drafts picked % · ppl of the true reply")
+    for arm, ds in doc["summary"].items():
+        table.add_row(arm, *[f"{100 * d['pick_rate']:.0f}% · {d['ppl']:.0f}" for d in ds])
+    console.print(table)
+
+
 def bench(
     models: Annotated[str, typer.Option(help="comma-separated GGUF models: catalog names or built variants "
                                              "(NAME@Q8_0)")] = "smollm2-135m",

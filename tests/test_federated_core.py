@@ -36,6 +36,32 @@ def test_clients_are_users_with_hashed_ids_and_their_own_lines_as_me(irc_dirs):
     assert "Me:" in user_text  # the wearer's own earlier line
 
 
+def test_the_top_users_can_be_kept_out_and_a_client_never_trains_on_its_held_out_replies(irc_dirs):
+    from federated import task
+    from federated.partitions import Client
+
+    train, dev = irc_dirs
+    everyone = irc_clients(train, dev, min_messages=1)
+    assert [c.id for c in irc_clients(train, dev, min_messages=1, skip=1)] == [c.id for c in everyone[1:]]
+    cfg = task.RunConfig(eval_examples=2)
+    alone = Client("u1", everyone[0].train * 3)  # no held-out replies of its own: its last ones become them
+    assert task.held_out(alone, cfg) == alone.train[-2:] and task.train_part(alone, cfg) == alone.train[:-2]
+    with_dev = everyone[0]
+    assert task.held_out(with_dev, cfg) == with_dev.test and task.train_part(with_dev, cfg) == with_dev.train
+
+
+def test_run_config_settings_are_typed_like_their_defaults():
+    import typer
+
+    from federated.cli import _settings
+
+    assert _settings(["eval-ranking=false", "lora-top-layers=8", "lr=0.005", "aggregation=median"]) == {
+        "eval-ranking": False, "lora-top-layers": 8, "lr": 0.005, "aggregation": "median"}
+    for bad in ("no-such-key=1", "lora-top-layers=eight", "eval-ranking=maybe", "lr"):
+        with pytest.raises(typer.BadParameter):
+            _settings([bad])
+
+
 def test_reply_example_prompt_holds_context_and_target_is_the_reply(irc_dirs):
     from lab.irc import reply_pairs
 

@@ -46,12 +46,14 @@ def test_simulation_with_dp_reports_epsilon_and_metrics(irc_data, tmp_path, mode
     config = {"model": "tiny", "dataset": "irc", "data-train": str(train), "data-dev": str(dev),
               "min-messages": 10, "num-clients": 3, "clients-per-round": 3, "num-rounds": 2, "local-steps": 2,
               "personal-steps": 2, "batch-size": 2, "eval-examples": 4, "max-len": 192,
-              "noise-multiplier": 1.0, "clipping-norm": 0.5, "canaries": 1, "out-dir": str(out)}
+              "noise-multiplier": 1.0, "clipping-norm": 0.5, "canaries": 1, "eval-clients": 2,
+              "out-dir": str(out)}
     env_home = os.environ.get("GLASSMATE_HOME")
     simulation(out, 3, config, timeout=900)
     doc = json.loads((out / "fl.json").read_text())
     rounds = doc["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert rounds[0]["evaluated"] == 2 and rounds[2]["evaluated"] == 2, "a fixed evaluation set of 2 of the 3"
     assert all(r["replied"] == 3 and r["dropped"] == 0 and r["aggregated"] for r in rounds[1:])
     assert rounds[1]["epsilon"] < rounds[2]["epsilon"]  # ε accumulates over releases
     final = doc["final"]

@@ -114,6 +114,7 @@ def test_learning_on_a_simulated_wearer_installs_only_what_is_better(model_spec,
     wrecked = learn(store, state, model_spec.name, config=replace(config, lr=0.5), base=base)
     assert wrecked.decision == "rejected" and wrecked.loss_after > wrecked.loss_before
     assert wrecked.loss_before == report.loss_after, "it was compared with the adapter in effect"
+    assert mine.history().get(2).report["started_from"] == 1, "and trained on from it, not from scratch"
     assert mine.current().version == 1 and mine.history().get(2).status is Status.REJECTED
 
     # the CLI shows it, then the file in effect is corrupted: the glasses run the bare model
