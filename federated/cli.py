@@ -276,6 +276,35 @@ def fl_noise_budget(
     console.print(f"clients per round for < {tolerance:.0%}: {out['clients_needed'] or 'more than tried'}")
 
 
+@fl_app.command("scale-curve")
+def fl_scale_curve(
+    runs: Annotated[list[Path], typer.Argument(help="`fl sim` run folders (their fl.json), DP and noise-free")],
+    budget: Annotated[Path | None, typer.Option(help="a noise_budget.json to draw the prediction from")] = None,
+    out: Annotated[Path, typer.Option(help="the plot to write")] = Path("scale.png"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the runs' rows as JSON")] = False,
+) -> None:
+    """Utility against clients per round: each run's held-out perplexity of the true reply under the global
+    adapter, beside the bare model and the noise budget's prediction."""
+    from federated.plots import plot_scale, scale_rows
+
+    try:
+        rows = scale_rows(runs)
+        plot_scale(runs, budget, out)
+    except (OSError, ValueError, KeyError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("run", "clients/round", "z", "ε", "ppl bare", "ppl global")
+    for r in rows:
+        table.add_row(r["run"], str(r["clients"]), str(r["noise"]),
+                      "∞" if r["epsilon"] is None else f"{r['epsilon']:.2f}", f"{r['ppl_base']:.1f}",
+                      f"{r['ppl_global']:.3g}")
+    console.print(table)
+    console.print(f"→ {out}")
+
+
 @fl_app.command("drafts")
 def fl_drafts(
     run: Annotated[Path, typer.Argument(help="a --real run folder (fl.json, devices/state/fl/<id>/…gguf)")],

@@ -55,3 +55,56 @@ def plot_run(fl_json: Path, out: Path | None = None) -> Path:
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
+
+
+def scale_rows(runs: list[Path]) -> list[dict]:
+    """One row per finished run: clients per round, noise, ε and the held-out perplexities it ended with."""
+    rows = []
+    for run in runs:
+        if not (Path(run) / "fl.json").is_file():
+            continue
+        doc = json.loads((Path(run) / "fl.json").read_text(encoding="utf-8"))
+        if "final" not in doc:
+            continue
+        rc, f = doc["config"], doc["final"]
+        rows.append({"run": Path(run).name, "clients": int(rc["clients-per-round"]),
+                     "noise": float(rc.get("noise-multiplier", 0.0)), "rounds": int(rc["num-rounds"]),
+                     "epsilon": f.get("epsilon"), "ppl_base": f["ppl_base"], "ppl_global": f["ppl_global"],
+                     "evaluated": doc["rounds"][-1].get("evaluated"), "wall_s": f.get("wall_s")})
+    return sorted(rows, key=lambda r: (r["noise"], r["clients"]))
+
+
+def plot_scale(runs: list[Path], budget: Path | None, out: Path) -> Path:
+    """Utility against clients per round: the DP runs' global adapter (held-out perplexity of the true reply)
+    beside the bare model, the noise-free run, and what the noise budget predicted for the same noise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = scale_rows(runs)
+    dp = [r for r in rows if r["noise"] > 0]
+    free = [r for r in rows if r["noise"] == 0]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    if dp:
+        z, eps = dp[0]["noise"], dp[0]["epsilon"]
+        ax.plot([r["clients"] for r in dp], [r["ppl_global"] for r in dp], marker="o",
+                label=f"DP, measured (z = {z}, ε = {eps:.2f})")
+    if budget is not None and Path(budget).exists():
+        nb = json.loads(Path(budget).read_text(encoding="utf-8"))
+        pts = [x for x in nb["rows"] if x["clients_per_round"] >= 5]
+        ax.plot([x["clients_per_round"] for x in pts], [x["ppl"] for x in pts], ls="--", marker=".",
+                label=f"noise budget's prediction (z = {nb['noise_multiplier']})")
+    if rows:
+        ax.axhline(rows[0]["ppl_base"], color="grey", ls=":", label="bare model")
+    for r in free:
+        ax.axhline(r["ppl_global"], color="green", ls="-.", lw=0.8, label=f"no noise, {r['clients']} clients")
+    ax.set(xscale="log", yscale="log", xlabel="clients per round", ylabel="held-out perplexity of the true reply",
+           title="DP federated learning: utility against clients per round")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -195,7 +195,8 @@ def live(life: Life, folder: Path, user: str, cfg: LifeConfig, arms: tuple[Arm, 
                          f"{cfg.days}")
     rows: list[DayRow] = []
     bare: dict[int, tuple[DayRow, dict[int, str]]] = {}  # day → its row and what was sent, for arms not yet changed
-    for arm in arms:
+    # the federated arm first (its start is the one that can fail: a run folder), then bare before on-device
+    for arm in sorted(arms, key=lambda a: (a != "federated", ARMS.index(a))):
         state = work / arm / "state"
         state.mkdir(parents=True, exist_ok=True)
         if arm == "federated":

@@ -15,6 +15,7 @@ warning, and everything else is still rendered and checked.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import statistics
@@ -731,8 +732,9 @@ def commands_table() -> str:
 
 
 def _fl_runs() -> list[dict]:
+    """The 10-client runs with personalization (the scale runs, dp-*, have their own table)."""
     runs = [_load(p) | {"_dir": p.parent.name} for p in sorted((HERE / "federated").glob("*/fl.json"))]
-    runs = [r for r in runs if "final" in r]
+    runs = [r for r in runs if "final" in r and not r["_dir"].startswith("dp-")]
     runs.sort(key=lambda r: float(r["config"].get("noise-multiplier", 0)))
     return runs
 
@@ -777,6 +779,86 @@ def federated_table() -> str:
                           f"{nb['noise_multiplier']}`"]
     commands = [HERE / "federated" / r["_dir"] / "command.txt" for r in runs]
     out += ["", "Commands: " + "; ".join(f"`{c.read_text().strip()}`" for c in commands if c.exists()) + "."]
+    return "\n".join(out)
+
+
+def _scale_runs() -> list[dict]:
+    runs = [_load(p) | {"_dir": p.parent.name} for p in sorted((HERE / "federated").glob("dp-*/fl.json"))]
+    runs = [r for r in runs if "final" in r]
+    runs.sort(key=lambda r: (float(r["config"].get("noise-multiplier", 0)), -int(r["config"]["clients-per-round"])))
+    return runs
+
+
+def dp_scale_table() -> str:
+    runs = _scale_runs()
+    if not runs:
+        return "(no reference run yet)"
+    free = {int(r["config"]["clients-per-round"]): r["final"]["ppl_global"] for r in runs
+            if float(r["config"].get("noise-multiplier", 0)) == 0}
+    budget_path = next((HERE / "federated" / r["_dir"] / "noise_budget.json" for r in runs
+                        if (HERE / "federated" / r["_dir"] / "noise_budget.json").exists()), None)
+    budget = _load(budget_path) if budget_path else None
+    predicted = {x["clients_per_round"]: x for x in budget["rows"]} if budget else {}
+    ref = max(free) if free else None
+    out = ["| clients per round | noise z | ε (δ = 1e-5) | held-out ppl, bare | ppl, global adapter | vs bare | "
+           f"cost of the noise (vs no noise at {ref}) | noise budget's prediction | wall |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        f, c = r["final"], r["config"]
+        m, z = int(c["clients-per-round"]), float(c.get("noise-multiplier", 0))
+        g = f["ppl_global"]
+        eps = "∞ (no DP)" if f.get("epsilon") is None else f"{f['epsilon']:.2f}"
+        cost = "–" if z == 0 or ref is None else (f"×{g / free[ref]:.1e}" if g / free[ref] > 10
+                                                   else f"{g / free[ref] - 1:+.1%}")
+        pred = predicted.get(m) if z and budget and z == budget["noise_multiplier"] else None
+        pred_s = "–" if pred is None else (f"×{1 + pred['cost']:.1e}" if pred["cost"] > 9 else f"{pred['cost']:+.1%}")
+        gs = f"{g:.1f}" if g < 1e4 else f"{g:.1e}"
+        out.append(f"| {m} | {z} | {eps} | {f['ppl_base']:.1f} | {gs} | {g / f['ppl_base'] - 1:+.1%} | {cost} | "
+                   f"{pred_s} | {f.get('wall_s', 0) / 60:.0f} min |")
+    c = runs[0]["config"]
+    out += ["", f"SmolLM2-135M, {c['num-rounds']} rounds, every client in every round (no amplification by "
+                f"sampling), {c['local-steps']} local steps of {c['batch-size']} replies at lr {c['lr']}, LoRA r = "
+                f"{c['lora-r']} on the attention of the last {c['lora-top-layers']} layers, updates clipped to "
+                f"{c['clipping-norm']}; the Ubuntu IRC users with {c['min-messages']}+ replies from rank "
+                f"{c['first-client']} on; evaluated on the same {c['eval-clients']} clients' held-out replies "
+                f"({c['eval-examples']} each, never trained on) in every run."]
+    if budget:
+        out += ["", f"The prediction: the noise {budget['rounds']} rounds at z = {budget['noise_multiplier']} add "
+                    f"(std z·C·√R/m) put on the noise-free global adapter of `{budget_path.parent.name}` "
+                    f"(`glassmate fl noise-budget results/federated/{budget_path.parent.name} --noise "
+                    f"{budget['noise_multiplier']}`); clients per round for < {budget['tolerance']:.0%}: "
+                    f"**{budget['clients_needed'] or 'more than 50 000'}**."]
+    script = HERE / "federated" / "dp-scale.sh"
+    if script.exists():
+        out += ["", f"All of it: `{script.relative_to(ROOT)}`."]
+    return "\n".join(out)
+
+
+def wearer_life_table() -> str:
+    path = HERE / "learning" / "wearer-life" / "life.json"
+    if not path.exists():
+        return "(no reference run yet)"
+    doc = _load(path)
+    days = doc["config"]["days"]
+    out = ["| arm | " + " | ".join(f"day {d}" for d in range(1, days + 1)) + " |",
+           "|---|" + "---|" * days]
+    for arm, ds in doc["summary"].items():
+        out.append(f"| {arm}: drafts picked | " + " | ".join(f"{100 * d['pick_rate']:.0f}% ({d['closeness']:.2f})"
+                                                          for d in ds) + " |")
+    for arm, ds in doc["summary"].items():
+        out.append(f"| {arm}: ppl of the true reply | " + " | ".join(f"{d['ppl']:.0f}" for d in ds) + " |")
+    learned = [r for r in doc["rows"] if r.get("learned")]
+    decisions = ", ".join(f"wearer {r['wearer']} {r['arm']} after day {r['day']}: {r['learned']['decision']}"
+                          + (f" ({math.exp(r['learned']['loss_before']):.0f} → "
+                             f"{math.exp(r['learned']['loss_after']):.0f})" if "loss_after" in r["learned"] else "")
+                          for r in learned)
+    shown = sum(d["shown"] for d in next(iter(doc["summary"].values())))
+    out += ["", f"{doc['wearers']} wearers (the Ubuntu IRC users with the most replies), {days} days each, "
+                f"{doc['config']['shown_per_day']} replies a day drafted for ({shown} per arm); a draft is picked "
+                f"when its word F1 with the real reply is ≥ {doc['config']['pick_at']} (in brackets: the mean F1 "
+                f"of the best draft); learning after every {doc['config']['learn_every']} days. "
+                f"Federated start: `{doc['federated_run']}`. The learning runs: {decisions}.",
+            "", f"`{doc['command']}`"]
     return "\n".join(out)
 
 
@@ -1023,7 +1105,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "tap-wait": tap_wait_table, "q8-lever": q8_lever_table,
     "pii": pii_table, "bench": bench_table, "bench-baselines": bench_baselines_table, "quantize": quantize_table,
     "ask": ask_table, "ask-bench": ask_bench_lines, "ask-verifier": ask_verifier_table, "ask-hedged": ask_hedged_table,
-    "commands": commands_table, "federated": federated_table, "fl-drafts": fl_drafts_note, "cli": cli_reference,
+    "commands": commands_table, "federated": federated_table, "dp-scale": dp_scale_table,
+    "wearer-life": wearer_life_table, "fl-drafts": fl_drafts_note, "cli": cli_reference,
 }
 
 # a marker on a line of its own; a name in backticks in prose is not a block

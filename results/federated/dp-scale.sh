@@ -14,9 +14,10 @@ run() {  # NAME CLIENTS NOISE
   glassmate fl sim --clients "$2" --noise "$3" "${common[@]}" --out "$out"
 }
 run dp-200-z1.2 200 1.2
-run dp-200-z0 200 0
-run dp-100-z1.2 100 1.2
-run dp-50-z1.2 50 1.2
 run dp-20-z1.2 20 1.2
 run dp-10-z1.2 10 1.2
+run dp-50-z1.2 50 1.2
+run dp-200-z0 200 0
 glassmate fl noise-budget results/federated/dp-200-z0 --noise 1.2
+run dp-100-z1.2 100 1.2
+glassmate fl scale-curve results/federated/dp-* --budget results/federated/dp-200-z0/noise_budget.json --out results/federated/dp-scale.png
