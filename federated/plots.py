@@ -39,6 +39,11 @@ def plot_run(fl_json: Path, out: Path | None = None) -> Path:
             elif pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=label)
         values = [y for line in ax.get_lines() for y in line.get_ydata()]
+        if not values:  # e.g. ranking, when the run measured perplexity only
+            ax.set_title(title, fontsize=10)
+            ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
         if "perplexity" in title and values and min(values) > 0 and max(values) / min(values) > 20:
             ax.set_yscale("log")  # DP noise can wreck the global adapter by orders of magnitude
         ax.set_title(title, fontsize=10)

@@ -44,6 +44,8 @@ from device.tasks import Task
 eval_app = typer.Typer(help="Measure the assistant on data sets given by path.", no_args_is_help=True)
 
 QUESTIONS = Path("tests/fixtures/ask/questions.jsonl")
+IRC_TRAIN = Path("../shared/data/ubuntu_irc/train")
+WearersOpt = Annotated[Path, typer.Option(help="Ubuntu IRC folder whose users stand in for wearers")]
 
 
 @contextmanager
@@ -431,8 +433,7 @@ def eval_commands_cmd(
 
 @eval_app.command("learn")
 def eval_learn_cmd(
-    data: Annotated[Path, typer.Option(help="Ubuntu IRC folder whose users stand in for wearers")] = Path(
-        "../shared/data/ubuntu_irc/train"),
+    data: WearersOpt = IRC_TRAIN,
     user_rank: Annotated[int, typer.Option(help="which user: 0 = the one with the most annotated replies")] = 0,
     sends: Annotated[int, typer.Option(help="their most recent replies put in the store")] = 80,
     model: Annotated[str, typer.Option("--model", "-m", help="catalog model to learn on")] = "smollm2-135m",
@@ -472,8 +473,7 @@ def eval_learn_cmd(
 
 @eval_app.command("wearer-life")
 def eval_wearer_life_cmd(
-    data: Annotated[Path, typer.Option(help="Ubuntu IRC folder whose users stand in for wearers")] = Path(
-        "../shared/data/ubuntu_irc/train"),
+    data: WearersOpt = IRC_TRAIN,
     wearers: Annotated[int, typer.Option(help="the N users with the most annotated replies live it")] = 2,
     days: Annotated[int, typer.Option(help="days of each wearer's life (their log days with enough replies)")] = 6,
     learn_every: Annotated[int, typer.Option(help="the device learns after every K days")] = 2,

@@ -289,19 +289,20 @@ def plot(doc: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, c, b) = plt.subplots(1, 3, figsize=(14, 3.8))
     for arm, days in doc["summary"].items():
         xs = [d["day"] for d in days]
         a.plot(xs, [100 * d["pick_rate"] for d in days], marker="o", label=arm)
+        c.plot(xs, [d["closeness"] for d in days], marker="o", label=arm)
         b.plot(xs, [d["ppl"] for d in days], marker="o", label=arm)
-    a.set(xlabel="day of the wearer's life", ylabel="drafts picked (% of replies)", title="a shown draft picked")
-    b.set(xlabel="day of the wearer's life", ylabel="perplexity of the true reply", title="what they really wrote",
+    a.set(xlabel="day of the wearer's life", ylabel="% of replies", title="a shown draft picked")
+    c.set(xlabel="day of the wearer's life", ylabel="word F1", title="the best draft against the real reply")
+    b.set(xlabel="day of the wearer's life", ylabel="perplexity", title="the true reply's perplexity",
           yscale="log")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend()
     k = doc["config"]["learn_every"]
-    for ax in (a, b):
+    for ax in (a, c, b):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
         for d in range(k, doc["config"]["days"], k):
             ax.axvline(d + 0.5, color="grey", lw=0.6, ls=":")
     fig.tight_layout()

@@ -857,7 +857,8 @@ def wearer_life_table() -> str:
                 f"{doc['config']['shown_per_day']} replies a day drafted for ({shown} per arm); a draft is picked "
                 f"when its word F1 with the real reply is ≥ {doc['config']['pick_at']} (in brackets: the mean F1 "
                 f"of the best draft); learning after every {doc['config']['learn_every']} days. "
-                f"Federated start: `{doc['federated_run']}`. The learning runs: {decisions}.",
+                f"Federated start: `{doc['federated_run']}`. The learning runs (perplexity of the 20 most recent "
+                f"sends, held out, under the adapter in effect → under the new one): {decisions}.",
             "", f"`{doc['command']}`"]
     return "\n".join(out)
 

@@ -166,3 +166,32 @@ def test_round_zero_is_reused_only_from_a_run_with_the_same_model_data_and_evalu
     assert _reused_round0(str(path), same) == {"ppl_base": 41.2, "evaluated": 10, "reused_from": str(path)}
     with pytest.raises(ValueError, match="eval-examples"):
         _reused_round0(str(path), same | {"eval-examples": 16})
+
+
+def test_the_scale_curve_reads_finished_runs_and_draws_the_prediction(tmp_path):
+    import json
+
+    from federated.plots import plot_scale, scale_rows
+
+    def run(name: str, clients: int, noise: float, final: dict | None):
+        d = tmp_path / name
+        d.mkdir()
+        doc = {"config": {"clients-per-round": clients, "noise-multiplier": noise, "num-rounds": 3},
+               "rounds": [{"round": 0}, {"round": 3, "evaluated": 20}]}
+        if final is not None:
+            doc["final"] = final
+        (d / "fl.json").write_text(json.dumps(doc))
+        return d
+
+    runs = [run("dp-200", 200, 1.2, {"ppl_base": 450.0, "ppl_global": 130.0, "epsilon": 7.25}),
+            run("dp-20", 20, 1.2, {"ppl_base": 450.0, "ppl_global": 9e5, "epsilon": 7.25}),
+            run("unfinished", 50, 1.2, None), run("free", 200, 0.0, {"ppl_base": 450.0, "ppl_global": 120.0}),
+            tmp_path / "not-a-run.sh"]
+    rows = scale_rows(runs)
+    assert [(r["run"], r["clients"]) for r in rows] == [("free", 200), ("dp-20", 20), ("dp-200", 200)]
+    assert rows[0]["epsilon"] is None and rows[2]["evaluated"] == 20
+    budget = tmp_path / "noise_budget.json"
+    budget.write_text(json.dumps({"noise_multiplier": 1.2, "rows": [
+        {"clients_per_round": m, "ppl": 120.0 * (1 + 10 / m)} for m in (1, 10, 100, 1000)]}))
+    out = plot_scale(runs, budget, tmp_path / "scale.png")
+    assert out.stat().st_size > 10_000
