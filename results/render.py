@@ -800,28 +800,35 @@ def dp_scale_table() -> str:
     budget = _load(budget_path) if budget_path else None
     predicted = {x["clients_per_round"]: x for x in budget["rows"]} if budget else {}
     ref = max(free) if free else None
-    out = ["| clients per round | noise z | ε (δ = 1e-5) | held-out ppl, bare | ppl, global adapter | vs bare | "
-           f"cost of the noise (vs no noise at {ref}) | noise budget's prediction | wall |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    against = f"vs no noise at {ref}" if ref else "no noise-free run yet"
+    out = ["| clients per round | noise z | ε (δ = 1e-5) | clients evaluating | held-out ppl, bare | "
+           f"ppl, global adapter | vs bare | cost of the noise ({against}) | noise budget's prediction | wall |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def rel(x: float) -> str:
+        return f"×{x:.1e}" if x > 10 else f"{x - 1:+.1%}"
     for r in runs:
         f, c = r["final"], r["config"]
         m, z = int(c["clients-per-round"]), float(c.get("noise-multiplier", 0))
         g = f["ppl_global"]
         eps = "∞ (no DP)" if f.get("epsilon") is None else f"{f['epsilon']:.2f}"
-        cost = "–" if z == 0 or ref is None else (f"×{g / free[ref]:.1e}" if g / free[ref] > 10
-                                                   else f"{g / free[ref] - 1:+.1%}")
+        evaluating = r["rounds"][-1].get("evaluated")
+        same = evaluating == int(c.get("eval-clients", 0) or evaluating)
+        cost = "–" if z == 0 or ref is None or not same else rel(g / free[ref])
         pred = predicted.get(m) if z and budget and z == budget["noise_multiplier"] else None
         pred_s = "–" if pred is None else (f"×{1 + pred['cost']:.1e}" if pred["cost"] > 9 else f"{pred['cost']:+.1%}")
         gs = f"{g:.1f}" if g < 1e4 else f"{g:.1e}"
-        out.append(f"| {m} | {z} | {eps} | {f['ppl_base']:.1f} | {gs} | {g / f['ppl_base'] - 1:+.1%} | {cost} | "
-                   f"{pred_s} | {f.get('wall_s', 0) / 60:.0f} min |")
+        out.append(f"| {m} | {z} | {eps} | {evaluating} | {f['ppl_base']:.1f} | {gs} | {rel(g / f['ppl_base'])} | "
+                   f"{cost} | {pred_s} | {f.get('wall_s', 0) / 60:.0f} min |")
     c = runs[0]["config"]
     out += ["", f"SmolLM2-135M, {c['num-rounds']} rounds, every client in every round (no amplification by "
                 f"sampling), {c['local-steps']} local steps of {c['batch-size']} replies at lr {c['lr']}, LoRA r = "
                 f"{c['lora-r']} on the attention of the last {c['lora-top-layers']} layers, updates clipped to "
                 f"{c['clipping-norm']}; the Ubuntu IRC users with {c['min-messages']}+ replies from rank "
-                f"{c['first-client']} on; evaluated on the same {c['eval-clients']} clients' held-out replies "
-                f"({c['eval-examples']} each, never trained on) in every run."]
+                f"{c['first-client']} on; evaluated on the first {c['eval-clients']} clients' held-out replies "
+                f"({c['eval-examples']} each, never trained on; a run with fewer clients evaluates on those it "
+                f"has, and its bare perplexity differs). Wall times on 2 cores, runs sharing them with other "
+                f"work."]
     if budget:
         out += ["", f"The prediction: the noise {budget['rounds']} rounds at z = {budget['noise_multiplier']} add "
                     f"(std z·C·√R/m) put on the noise-free global adapter of `{budget_path.parent.name}` "
